@@ -1,0 +1,3 @@
+"""twinforge: fast calorimeter simulation, end to end."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,25 @@
+"""The ``twinforge`` command line: thin Typer commands that call the stage APIs."""
+
+from __future__ import annotations
+
+import sys
+
+from twinforge.cli._common import err_console, options
+from twinforge.cli.app import app
+from twinforge.errors import TwinforgeError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except TwinforgeError as exc:
+        if options.debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        sys.exit(130)

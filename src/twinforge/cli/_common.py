@@ -1,0 +1,63 @@
+"""Shared pieces of the CLI: consoles, run-wide options, progress bars, error exits."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Options:
+    """Options of the whole invocation (set by the top-level callback)."""
+
+    quiet: bool = False
+    debug: bool = False
+
+
+options = Options()
+
+
+def setup_logging(*, quiet: bool, debug: bool) -> None:
+    """Route twinforge's ``logging`` records to stderr through rich."""
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = RichHandler(console=err_console, show_path=debug, show_time=debug, markup=False)
+    root = logging.getLogger("twinforge")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def progress() -> Progress:
+    """A rich progress bar, disabled under ``--quiet``."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=options.quiet,
+        transient=False,
+    )
+
+
+def say(message: str) -> None:
+    """Print a result line on stdout unless ``--quiet``."""
+    if not options.quiet:
+        console.print(message)

@@ -1,0 +1,31 @@
+"""Exceptions raised for problems a user can fix (bad input, bad config, missing files).
+
+The CLI turns any :class:`TwinforgeError` into a one-line message and a non-zero exit code;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class TwinforgeError(Exception):
+    """Base class of every error caused by the user's input rather than by a bug."""
+
+
+class ConfigError(TwinforgeError, ValueError):
+    """A configuration file or value is invalid (unknown key, wrong type, missing file)."""
+
+
+class DetectorError(TwinforgeError, ValueError):
+    """A detector or readout description is invalid or does not match the data."""
+
+
+class ShowerFileError(TwinforgeError, ValueError):
+    """A shower file is missing, unreadable, or its content breaks the format."""
+
+
+class CatalogError(TwinforgeError):
+    """The catalogue cannot be opened or written, or a record is missing."""
+
+
+class SimulationError(TwinforgeError):
+    """A simulation cannot run as asked (unsupported particle, missing physics data)."""
