@@ -179,5 +179,11 @@ def _register_builtin_kinds() -> None:
 
         return SyntheticConfig
 
+    def campaign() -> type[BaseModel]:
+        from twinforge.campaign.config import CampaignConfig
+
+        return CampaignConfig
+
     register_kind("detector", detector)
+    register_kind("campaign", campaign)
     register_kind("synthetic", synthetic)

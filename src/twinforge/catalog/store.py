@@ -372,7 +372,7 @@ class Catalog:
             return [_record(by_key[k]) for k in order]  # type: ignore[misc]
 
         records = self._write(write)
-        log.info("%s: %d job(s) given", format_id("campaigns", campaign_pk), len(records))
+        log.debug("%s: %d job(s) given", format_id("campaigns", campaign_pk), len(records))
         return records
 
     def claim(self, campaign_id: IdLike, *, worker: str | None = None) -> JobRecord | None:
@@ -466,6 +466,8 @@ class Catalog:
             }
         elif state == "done":
             values |= {"finished_at": now, "error": None}
+            if worker is not None:  # where it really ran (a worker process), if known
+                values["worker"] = worker
             if output_path is not None:
                 out = resolve_file(output_path)
                 sha = output_sha256 or _digest(out).sha256
@@ -536,7 +538,7 @@ class Catalog:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
         n = self._write(write)
-        log.info("%s: %d job(s) back to pending", format_id("campaigns", campaign_pk), n)
+        log.debug("%s: %d job(s) back to pending", format_id("campaigns", campaign_pk), n)
         return n
 
     def jobs(self, campaign_id: IdLike, state: JobState | None = None) -> list[JobRecord]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (
@@ -55,6 +57,17 @@ def progress() -> Progress:
         disable=options.quiet,
         transient=False,
     )
+
+
+_CATALOG_HELP = (
+    "Catalogue file or SQLAlchemy URL (e.g. postgresql://user@host/db). "
+    "Default: $TWINFORGE_CATALOG, else ./.twinforge/catalog.sqlite."
+)
+
+
+def catalog_option() -> Any:
+    """The ``--catalog`` option every command that touches the catalogue takes."""
+    return typer.Option(None, "--catalog", "-c", metavar="URL_OR_PATH", help=_CATALOG_HELP)
 
 
 def say(message: str) -> None:

@@ -11,7 +11,7 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.table import Table
 
-from twinforge.cli._common import console, progress, say
+from twinforge.cli._common import catalog_option, console, progress, say
 from twinforge.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -20,11 +20,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="The catalogue: datasets, files, campaigns, jobs, models, training runs, evaluations.",
     no_args_is_help=True,
-)
-
-_CATALOG_HELP = (
-    "Catalogue file or SQLAlchemy URL (e.g. postgresql://user@host/db). "
-    "Default: $TWINFORGE_CATALOG, else ./.twinforge/catalog.sqlite."
 )
 
 
@@ -38,10 +33,6 @@ class KindChoice(StrEnum):
     models = "models"
     runs = "runs"
     evaluations = "evaluations"
-
-
-def _catalog_option() -> Any:
-    return typer.Option(None, "--catalog", "-c", metavar="URL_OR_PATH", help=_CATALOG_HELP)
 
 
 def _open(location: str | None) -> Catalog:
@@ -67,15 +58,19 @@ def _resolve(cat: Catalog, ref: str) -> str:
 @app.command("list")
 def list_(
     kind: KindChoice | None = typer.Option(
-        None, "--kind", "-k", help="Only this kind of record (default: all kinds)."
+        None,
+        "--kind",
+        "-k",
+        help="Only this kind of record (default: all but jobs; campaigns count their jobs).",
     ),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most N per kind."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    catalog: str | None = _catalog_option(),
+    catalog: str | None = catalog_option(),
 ) -> None:
     """List the records of the catalogue."""
     with _open(catalog) as cat:
-        records = cat.list(kind.value if kind else None, limit=limit)
+        kinds = [kind.value] if kind else [k.value for k in KindChoice if k is not KindChoice.jobs]
+        records = [r for k in kinds for r in cat.list(k, limit=limit)]
         if as_json:
             console.print_json(data=[r.to_dict() for r in records])
             return
@@ -94,7 +89,7 @@ def list_(
 def show(
     ref: str = typer.Argument(..., metavar="ID", help="ds-3, job-40 ... or a dataset name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    catalog: str | None = _catalog_option(),
+    catalog: str | None = catalog_option(),
 ) -> None:
     """Show one record: every field, its provenance and (for a dataset) its files."""
     with _open(catalog) as cat:
@@ -122,7 +117,7 @@ def verify(
     ref: str | None = typer.Argument(
         None, metavar="[ID]", help="A dataset, model, evaluation, file, campaign or job."
     ),
-    catalog: str | None = _catalog_option(),
+    catalog: str | None = catalog_option(),
 ) -> None:
     """Re-hash files and compare them with the catalogue; exit code 1 if any differs."""
     with _open(catalog) as cat:
@@ -162,7 +157,7 @@ def export(
     license_: str = typer.Option(
         "CC-BY-4.0", "--license", metavar="SPDX", help="License of the crate (SPDX id or URL)."
     ),
-    catalog: str | None = _catalog_option(),
+    catalog: str | None = catalog_option(),
 ) -> None:
     """Export a record as an RO-Crate (Process Run Crate profile) for a data repository."""
     from twinforge.catalog import export_rocrate
@@ -182,7 +177,7 @@ def export(
 
 
 @app.command("info")
-def info(catalog: str | None = _catalog_option()) -> None:
+def info(catalog: str | None = catalog_option()) -> None:
     """Where the catalogue is and how many records of each kind it holds."""
     from twinforge.catalog import KINDS, SCHEMA_VERSION
 

@@ -1,0 +1,367 @@
+"""Run, resume, inspect and merge a campaign; its journal lives in the catalogue.
+
+The journal records every job's parameters, seed, state, attempts, error and output checksum.
+Running a campaign again resumes it: jobs already ``done`` are never run again, jobs left
+``running`` by a killed run are re-queued (or adopted, when their shard was completely written),
+failed jobs with retries left are re-queued. Within a run, a failed job is retried up to
+``max_retries`` times; after that it is reported with its error and the other jobs go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twinforge import __version__
+from twinforge.campaign.config import CampaignConfig, job_seed
+from twinforge.campaign.executors import make_executor
+from twinforge.campaign.jobs import JobOutcome, JobPayload, run_job, shard_matches
+from twinforge.catalog import CampaignRecord, Catalog, DatasetRecord, JobRecord, JobSpec
+from twinforge.errors import CatalogError, TwinforgeError
+from twinforge.showers.file import merge_shower_files
+
+__all__ = [
+    "CampaignProgress",
+    "CampaignReport",
+    "campaign_status",
+    "merge_campaign",
+    "open_campaign",
+    "run_campaign",
+]
+
+log = logging.getLogger(__name__)
+
+# what may change between a run and its resume without changing the campaign's results
+_RUNTIME_KEYS = ("executor", "max_retries")
+
+
+@dataclass
+class CampaignProgress:
+    """Progress of a running campaign, handed to the progress callback after each job."""
+
+    total_jobs: int
+    done: int
+    failed: int
+    showers: int
+    elapsed: float
+
+    @property
+    def showers_per_second(self) -> float:
+        return self.showers / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass
+class CampaignReport:
+    """Outcome of :func:`run_campaign`."""
+
+    campaign_id: str
+    total_jobs: int
+    done: int
+    failed: dict[str, str] = field(default_factory=dict)  # job key -> last error
+    ran: int = 0
+    adopted: int = 0
+    skipped: int = 0
+    showers: int = 0
+    seconds: float = 0.0
+    executor: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total_jobs
+
+
+def _payloads(config: CampaignConfig, shard_dir: Path) -> dict[str, JobPayload]:
+    detector = config.load_detector().model_dump(mode="json")
+    cond = config.conditions()
+    payloads = {}
+    for index, sl in enumerate(config.job_slices()):
+        key = f"job-{index:06d}"
+        part = cond[sl]
+        payloads[key] = JobPayload(
+            campaign=config.name,
+            key=key,
+            index=index,
+            seed=job_seed(config.seed, index),
+            detector=detector,
+            simulator=config.simulator,
+            physics=config.physics,
+            energy=part.energy,
+            pdg=part.pdg,
+            theta=part.theta,
+            phi=part.phi,
+            output=str(shard_dir / f"{key}.h5"),
+            compression=config.compression,
+        )
+    return payloads
+
+
+def _job_spec(payload: JobPayload) -> JobSpec:
+    return JobSpec(
+        key=payload.key,
+        seed=payload.seed,
+        parameters={
+            "index": payload.index,
+            "n_events": len(payload.energy),
+            "energy_min_MeV": float(payload.energy.min()),
+            "energy_max_MeV": float(payload.energy.max()),
+            "particles": sorted({int(p) for p in payload.pdg}),
+            "output": payload.output,
+        },
+    )
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _RUNTIME_KEYS}
+
+
+def open_campaign(
+    catalog: Catalog, config: CampaignConfig, *, base_dir: Path | None = None
+) -> tuple[CampaignRecord, dict[str, JobPayload]]:
+    """Find or register the campaign and its jobs in the journal; return them with payloads.
+
+    Raises:
+        CatalogError: a campaign of that name exists with a different config.
+    """
+    shard_dir = config.output_path(base_dir).resolve() / "shards"
+    payloads = _payloads(config, shard_dir)
+    stored = catalog.find(config.name, "campaigns")
+    wanted = config.model_dump(mode="json")
+    if stored is None:
+        record = catalog.add_campaign(
+            config.name,
+            description=f"{config.simulator} campaign on detector {config.detector}",
+            config=wanted,
+            provenance={"twinforge_version": __version__, "output_dir": str(shard_dir.parent)},
+        )
+    else:
+        assert isinstance(stored, CampaignRecord)
+        record = stored
+        if _comparable(record.config) != _comparable(wanted):
+            changed = sorted(
+                k for k in set(record.config) | set(wanted)
+                if k not in _RUNTIME_KEYS and record.config.get(k) != wanted.get(k)
+            )  # fmt: skip
+            raise CatalogError(
+                f"campaign {config.name!r} ({record.global_id}) exists with a different config "
+                f"({', '.join(changed)} changed); give the new campaign another name"
+            )
+    catalog.add_jobs(record.global_id, [_job_spec(p) for p in payloads.values()])
+    return record, payloads
+
+
+def run_campaign(
+    config: CampaignConfig,
+    catalog: Catalog,
+    *,
+    base_dir: Path | None = None,
+    retry_failed: bool = False,
+    on_progress: Callable[[CampaignProgress], None] | None = None,
+) -> CampaignReport:
+    """Run (or resume) a campaign until every job is done or has exhausted its retries."""
+    t0 = time.perf_counter()
+    record, payloads = open_campaign(catalog, config, base_dir=base_dir)
+    cid = record.global_id
+    shard_dir = Path(next(iter(payloads.values())).output).parent
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(shard_dir)
+
+    # resume: re-queue interrupted jobs, adopt shards that were completely written
+    requeued = catalog.reset_jobs(cid, states=("running",))
+    failed_states = catalog.reset_jobs(
+        cid, states=("failed",), max_attempts=None if retry_failed else config.max_retries + 1
+    )
+    if requeued or failed_states:
+        log.info(
+            "resuming %s: %d interrupted and %d failed job(s) re-queued",
+            cid,
+            requeued,
+            failed_states,
+        )
+    report = CampaignReport(campaign_id=cid, total_jobs=len(payloads), done=0)
+    pending: list[JobRecord] = []
+    for job in catalog.jobs(cid):
+        if job.state == "done":
+            report.skipped += 1
+        elif job.state == "pending":
+            payload = payloads[job.key]
+            if shard_matches(Path(payload.output), payload):
+                catalog.set_job_state(job.id, "running", expected="pending")
+                catalog.set_job_state(
+                    job.id, "done", output_path=payload.output, expected="running"
+                )
+                report.adopted += 1
+            else:
+                pending.append(job)
+    report.done = report.skipped + report.adopted
+    failed_now: dict[str, str] = {}
+    for job in catalog.jobs(cid, state="failed"):
+        failed_now[job.key] = job.error or "failed"
+
+    showers = 0
+
+    def notify() -> None:
+        if on_progress:
+            on_progress(
+                CampaignProgress(
+                    report.total_jobs,
+                    report.done,
+                    len(failed_now),
+                    showers,
+                    time.perf_counter() - t0,
+                )
+            )
+
+    notify()
+    with make_executor(config.executor) as executor:
+        report.executor = executor.description
+        while pending:
+            for job in pending:
+                catalog.set_job_state(job.id, "running", expected="pending")
+            ids = {job.key: job.id for job in pending}
+            retry: list[JobRecord] = []
+            for payload, result in executor.run(run_job, [payloads[k] for k in ids]):
+                job_id = ids[payload.key]
+                if isinstance(result, JobOutcome):
+                    timing = {"seconds": round(result.seconds, 4), "n_events": result.n_events}
+                    catalog.set_job_state(
+                        job_id, "done", output_path=result.output, output_sha256=result.sha256,
+                        expected="running", worker=result.worker, provenance=timing,
+                    )  # fmt: skip
+                    report.done += 1
+                    report.ran += 1
+                    showers += result.n_events
+                    failed_now.pop(payload.key, None)
+                else:
+                    error = f"{type(result).__name__}: {result}"
+                    rec = catalog.set_job_state(job_id, "failed", error=error, expected="running")
+                    log.warning(
+                        "%s (%s) failed, attempt %d: %s", payload.key, cid, rec.attempts, error
+                    )
+                    failed_now[payload.key] = error
+                    if rec.attempts <= config.max_retries:
+                        retry.append(catalog.set_job_state(job_id, "pending", expected="failed"))
+                notify()
+            pending = retry
+    report.failed = failed_now
+    report.showers = showers
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def campaign_status(catalog: Catalog, name_or_id: str) -> tuple[CampaignRecord, list[JobRecord]]:
+    """The campaign (by name or ``camp-N`` id) and its jobs."""
+    record = catalog.find(name_or_id, "campaigns") if not name_or_id.startswith("camp-") else None
+    if record is None:
+        try:
+            record = catalog.get(name_or_id)
+        except CatalogError:
+            raise CatalogError(
+                f"no campaign called {name_or_id!r} in {catalog.location.display}"
+            ) from None
+    if not isinstance(record, CampaignRecord):
+        raise CatalogError(f"{name_or_id} is not a campaign")
+    return record, catalog.jobs(record.global_id)
+
+
+def merge_campaign(
+    catalog: Catalog,
+    config: CampaignConfig,
+    *,
+    output: Path | None = None,
+    base_dir: Path | None = None,
+    allow_partial: bool = False,
+    overwrite: bool = False,
+) -> DatasetRecord:
+    """Merge the campaign's shards into one file and register it as a dataset.
+
+    Raises:
+        TwinforgeError: jobs are not all done (unless ``allow_partial``), a shard is missing or
+            its checksum changed since the job finished.
+    """
+    record, payloads = open_campaign(catalog, config, base_dir=base_dir)
+    jobs = catalog.jobs(record.global_id)
+    done = [j for j in jobs if j.state == "done"]
+    if len(done) < len(jobs) and not allow_partial:
+        counts = catalog.job_counts(record.global_id)
+        raise TwinforgeError(
+            f"campaign {config.name!r} is not finished ({counts['done']}/{len(jobs)} jobs done, "
+            f"{counts['failed']} failed); run it again, or merge with --allow-partial"
+        )
+    if not done:
+        raise TwinforgeError(f"campaign {config.name!r} has no finished job to merge")
+    problems = [
+        r
+        for r in catalog.verify(record.global_id)
+        if not r.ok and r.id in {j.global_id for j in done}
+    ]
+    if problems:
+        first = problems[0]
+        raise TwinforgeError(
+            f"shard {first.path} of {first.id}: {first.status} {first.detail}".strip()
+        )
+    out = output or config.output_path(base_dir) / f"{config.name}.h5"
+    shards = [Path(j.output_path or payloads[j.key].output) for j in done]
+    detector = config.load_detector()
+    merge_shower_files(
+        shards,
+        out,
+        overwrite=overwrite,
+        compression=config.compression,
+        provenance={
+            "campaign": config.name,
+            "campaign_id": record.global_id,
+            "campaign_config": config.model_dump(mode="json"),
+            "detector": detector.name,
+            "detector_config": detector.model_dump(mode="json"),
+            "seeds": {j.key: j.seed for j in done},
+            "complete": len(done) == len(jobs),
+        },
+    )
+    from twinforge.showers.file import ShowerFile
+
+    with ShowerFile(out) as f:
+        n_events, provenance = f.n_events, f.provenance
+    provenance.pop("merged_from", None)  # per-shard details stay in the file and the journal
+    provenance["shards"] = [{"job": j.key, "sha256": j.output_sha256, "seed": j.seed} for j in done]
+    name = (
+        config.name if len(done) == len(jobs) else f"{config.name}-partial-{len(done)}of{len(jobs)}"
+    )
+    existing = catalog.find(name, "datasets")
+    if existing is not None:
+        raise CatalogError(
+            f"dataset {name!r} is already registered ({existing.global_id}); "
+            "the campaign was merged before"
+        )
+    return catalog.add_dataset(
+        name,
+        description=f"merged output of campaign {config.name} ({record.global_id})",
+        provenance=provenance,
+        files=[(out, n_events)],
+        campaign_id=record.global_id,
+    )
+
+
+def _remove_stale_temporaries(shard_dir: Path) -> None:
+    """Delete ``*.tmp-PID-*`` files whose writer process no longer exists."""
+    for tmp in shard_dir.glob("*.tmp-*"):
+        try:
+            pid = int(tmp.name.split(".tmp-")[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        if not _pid_alive(pid):
+            tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,116 @@
+"""``twinforge campaign``: run, resume, inspect and merge simulation campaigns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import TextColumn
+from rich.table import Table
+
+from twinforge.cli._common import catalog_option, console, progress, say
+
+app = typer.Typer(help="Simulation campaigns (Geant4 on Dask), resumable.", no_args_is_help=True)
+
+
+def _config(path: Path):
+    from twinforge.campaign import CampaignConfig
+    from twinforge.config import load_config
+
+    return load_config(path, CampaignConfig)
+
+
+@app.command("run")
+def run(
+    config: Path = typer.Argument(..., help="Campaign YAML (kind: campaign)."),
+    catalog: str | None = catalog_option(),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Also re-run jobs that used up their retries before."
+    ),
+) -> None:
+    """Run a campaign, or resume it: finished jobs are never run again.
+
+    Exit code 1 when some jobs failed after all retries (the others are kept).
+    """
+    from twinforge.campaign import CampaignProgress, run_campaign
+    from twinforge.catalog import Catalog
+    from twinforge.errors import SimulationError
+
+    cfg = _config(config)
+    with Catalog.open(catalog) as cat, progress() as bar:
+        bar.columns = (*bar.columns, TextColumn("{task.fields[rate]}"))
+        task = bar.add_task(f"campaign {cfg.name}", total=cfg.n_jobs, rate="")
+
+        def update(p: CampaignProgress) -> None:
+            rate = f"{p.showers_per_second:.1f} showers/s" if p.showers else ""
+            fail = f", {p.failed} failed" if p.failed else ""
+            bar.update(task, completed=p.done, rate=rate + fail)
+
+        report = run_campaign(
+            cfg, cat, base_dir=Path.cwd(), retry_failed=retry_failed, on_progress=update
+        )
+    say(
+        f"{report.campaign_id}: {report.done}/{report.total_jobs} jobs done "
+        f"({report.ran} run now, {report.skipped} already done, {report.adopted} adopted), "
+        f"{report.showers} showers in {report.seconds:.1f} s on {report.executor}"
+    )
+    if report.failed:
+        table = Table("job", "error", title="failed jobs")
+        for key, error in sorted(report.failed.items()):
+            table.add_row(key, error)
+        console.print(table)
+        raise SimulationError(
+            f"{len(report.failed)} job(s) failed after {cfg.max_retries} retries; fix the cause "
+            f"and run again (finished jobs are kept)"
+        )
+
+
+@app.command("status")
+def status(
+    campaign: str = typer.Argument(..., help="Campaign YAML, name or id (camp-N)."),
+    catalog: str | None = catalog_option(),
+    jobs: bool = typer.Option(False, "--jobs", help="List every job."),
+) -> None:
+    """Jobs per state, failures with their errors."""
+    from twinforge.campaign import campaign_status
+    from twinforge.catalog import Catalog
+
+    name = _config(Path(campaign)).name if campaign.endswith((".yaml", ".yml")) else campaign
+    with Catalog.open(catalog, create=False) as cat:
+        record, job_list = campaign_status(cat, name)
+    counts: dict[str, int] = {}
+    for job in job_list:
+        counts[job.state] = counts.get(job.state, 0) + 1
+    say(f"[bold]{record.global_id}[/] {record.name}: {len(job_list)} jobs, "
+        + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))  # fmt: skip
+    failed = [j for j in job_list if j.state == "failed"]
+    shown = job_list if jobs else failed
+    if shown:
+        table = Table("job", "state", "attempts", "seed", "worker", "error / output")
+        for j in shown:
+            table.add_row(
+                j.key, j.state, str(j.attempts), str(j.seed), j.worker or "",
+                j.error or j.output_path or "",
+            )  # fmt: skip
+        console.print(table)
+
+
+@app.command("merge")
+def merge(
+    config: Path = typer.Argument(..., help="Campaign YAML (kind: campaign)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Merged file."),
+    catalog: str | None = catalog_option(),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Merge the done jobs only."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file."),
+) -> None:
+    """Merge the shards of a finished campaign and register the dataset."""
+    from twinforge.campaign import merge_campaign
+    from twinforge.catalog import Catalog
+
+    cfg = _config(config)
+    with Catalog.open(catalog, create=False) as cat:
+        dataset = merge_campaign(
+            cat, cfg, output=output, base_dir=Path.cwd(), allow_partial=allow_partial,
+            overwrite=overwrite,
+        )  # fmt: skip
+    say(f"registered {dataset.global_id} ({dataset.name}): {dataset.n_events} showers")

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from twinforge.campaign import CampaignConfig, campaign_status, merge_campaign, run_campaign
+from twinforge.campaign import jobs as jobs_module
+from twinforge.catalog import Catalog, export_rocrate
+from twinforge.errors import CatalogError, TwinforgeError
+from twinforge.showers import ShowerFile
+
+
+def config(tmp_path: Path, **kw) -> CampaignConfig:
+    data = {
+        "name": "t",
+        "detector": "tiny",
+        "simulator": "synthetic-test",
+        "total_events": 95,
+        "events_per_job": 10,
+        "executor": {"kind": "local"},
+        "output_dir": str(tmp_path / "campaigns" / "{name}"),
+        "space": {"energy": {"min": "1GeV", "max": "64GeV"}},
+        **kw,
+    }
+    return CampaignConfig.model_validate(data)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path):
+    with Catalog.open(tmp_path / "catalog.sqlite") as cat:
+        yield cat
+
+
+def merged_conditions_match(cfg: CampaignConfig, path: Path) -> None:
+    expected = cfg.conditions()
+    with ShowerFile(path) as f:
+        cond, showers = f.read()
+    assert len(cond) == cfg.total_events
+    np.testing.assert_array_equal(cond.energy, expected.energy)  # every event once, in order
+    assert showers.shape == (cfg.total_events, 96)
+
+
+def test_run_resume_merge_export(tmp_path: Path, catalog: Catalog) -> None:
+    cfg = config(tmp_path)
+    report = run_campaign(cfg, catalog)
+    assert report.complete
+    assert (report.done, report.ran, report.showers) == (10, 10, 95)
+    again = run_campaign(cfg, catalog)
+    assert (again.ran, again.skipped) == (0, 10)  # finished jobs never run twice
+    record, jobs = campaign_status(catalog, "t")
+    assert {j.state for j in jobs} == {"done"}
+    assert all(j.output_sha256 and j.seed for j in jobs)
+    dataset = merge_campaign(catalog, cfg)
+    assert dataset.n_events == 95
+    assert dataset.campaign_id == record.id
+    merged_conditions_match(cfg, tmp_path / "campaigns" / "t" / "t.h5")
+    prov = catalog.get(dataset.global_id).provenance
+    assert prov["campaign"] == "t"
+    assert len(prov["shards"]) == 10
+    assert prov["simulator"] == "synthetic-test"
+    crate = export_rocrate(catalog, dataset.global_id, tmp_path / "crate")
+    assert (crate / "ro-crate-metadata.json").exists()
+    with pytest.raises(CatalogError, match="merged before"):
+        merge_campaign(catalog, cfg, overwrite=True)
+
+
+def test_changed_config_is_refused(tmp_path: Path, catalog: Catalog) -> None:
+    run_campaign(config(tmp_path), catalog)
+    # executor and retries may change on resume ...
+    run_campaign(config(tmp_path, max_retries=5), catalog)
+    # ... what the showers are may not
+    with pytest.raises(CatalogError, match="total_events changed"):
+        run_campaign(config(tmp_path, total_events=96), catalog)
+
+
+def test_failing_job_retried_then_reported(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: dict[int, int] = {}
+    real = jobs_module.simulate
+
+    def flaky(simulator, detector, physics, conditions, seed):
+        index = next(
+            i
+            for i, s in enumerate(cfg.job_slices())
+            if cfg.conditions().energy[s.start] == conditions.energy[0]
+        )
+        calls[index] = calls.get(index, 0) + 1
+        if index == 3 and calls[index] == 1:
+            raise RuntimeError("transient worker failure")
+        if index == 5:
+            raise RuntimeError("bad conditions")
+        return real(simulator, detector, physics, conditions, seed)
+
+    cfg = config(tmp_path, max_retries=2)
+    monkeypatch.setattr(jobs_module, "simulate", flaky)
+    report = run_campaign(cfg, catalog)
+    assert report.done == 9
+    assert list(report.failed) == ["job-000005"]
+    assert "bad conditions" in report.failed["job-000005"]
+    assert calls[3] == 2
+    assert calls[5] == 3  # first try + 2 retries
+    _, jobs = campaign_status(catalog, "t")
+    failed = [j for j in jobs if j.state == "failed"]
+    assert [(j.key, j.attempts) for j in failed] == [("job-000005", 3)]
+    with pytest.raises(TwinforgeError, match="not finished"):
+        merge_campaign(catalog, cfg)
+    partial = merge_campaign(catalog, cfg, allow_partial=True)
+    assert partial.n_events == 85
+    # the cause is fixed: a new run with --retry-failed finishes the campaign
+    monkeypatch.setattr(jobs_module, "simulate", real)
+    assert run_campaign(cfg, catalog).ran == 0  # retries used up: not re-run by default
+    report = run_campaign(cfg, catalog, retry_failed=True)
+    assert report.complete
+    assert report.ran == 1
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "c.yaml"
+    data = config(tmp_path, total_events=400, events_per_job=2, name="kill").model_dump(mode="json")
+    cfg_path.write_text(yaml.safe_dump(data))
+    db = tmp_path / "catalog.sqlite"
+    cmd = [sys.executable, "-c", "from twinforge.cli import main; main()",
+           "--quiet", "campaign", "run", str(cfg_path), "--catalog", str(db)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with Catalog.open(db, create=False) as cat:
+                    camp = cat.find("kill", "campaigns")
+                    done = cat.job_counts(camp.global_id)["done"] if camp else 0
+            except CatalogError:
+                continue
+            if done >= 20:
+                break
+    assert proc.poll() is None, "campaign finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Catalog.open(db) as cat:
+        counts = cat.job_counts(cat.find("kill", "campaigns").global_id)
+        assert 20 <= counts["done"] < 200
+        cfg = CampaignConfig.model_validate(data)
+        report = run_campaign(cfg, cat)
+        assert report.complete
+        assert report.skipped + report.adopted == counts["done"] + report.adopted
+        assert report.ran + report.adopted == 200 - counts["done"]
+        merge_campaign(cat, cfg)
+    merged_conditions_match(cfg, tmp_path / "campaigns" / "kill" / "kill.h5")
+    assert not list((tmp_path / "campaigns" / "kill" / "shards").glob("*.tmp-*"))
+
+
+def test_dask_local_cluster(tmp_path: Path, catalog: Catalog) -> None:
+    cfg = config(tmp_path, executor={"kind": "dask", "workers": 2}, total_events=40)
+    report = run_campaign(cfg, catalog)
+    assert report.complete
+    assert "LocalCluster, 2 worker" in report.executor
+    workers = {j.worker for j in catalog.jobs(report.campaign_id)}
+    assert all(w and str(os.getpid()) not in w for w in workers)  # ran in worker processes
+
+
+def test_slurm_job_script(tmp_path: Path) -> None:
+    pytest.importorskip("dask_jobqueue")
+    from twinforge.campaign.executors import JobqueueConfig, jobqueue_cluster
+
+    cfg = JobqueueConfig(
+        cores=8, memory="16GB", walltime="04:00:00", queue="short", account="hep",
+        job_extra_directives=["--constraint=avx2"], job_script_prologue=["module load geant4"],
+    )  # fmt: skip
+    with jobqueue_cluster(cfg, "slurm") as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p short" in script
+    assert "#SBATCH -A hep" in script
+    assert "#SBATCH -n 1" in script
+    assert "#SBATCH --cpus-per-task=8" in script
+    assert "#SBATCH -t 04:00:00" in script
+    assert "#SBATCH --constraint=avx2" in script
+    assert "module load geant4" in script
+    assert "--nworkers 8" in script
+    assert "--nthreads 1" in script
+    with jobqueue_cluster(cfg, "pbs") as cluster:
+        assert "#PBS -q short" in cluster.job_script()
