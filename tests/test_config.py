@@ -51,6 +51,9 @@ def test_load_config_by_kind(tmp_path: Path) -> None:
         ("", "file is empty"),
         ("- 1\n- 2\n", "expected a mapping"),
         ("kind: synthetic\nenergy_min: 5GeV\nenergy_max: 1GeV\n", "energy_max"),
+        ("kind: synthetic\nn_events: 3\nn_events: 4\n", "duplicate key 'n_events'"),
+        ("kind: [synthetic]\n", "'kind' must be a word"),
+        ("kind: synthetic\nseed: -1\n", "key 'seed'"),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path: Path, text: str, match: str) -> None:

@@ -1,4 +1,4 @@
-"""Configuration: pydantic models behind every YAML file, loaded with ``yaml.safe_load``.
+"""Configuration: pydantic models behind every YAML file, read with YAML's safe loader.
 
 Every model rejects unknown keys and names them. Each top-level config carries a ``kind`` field
 (``detector``, ``synthetic``, ...) so that ``twinforge config show FILE`` knows which model
@@ -55,7 +55,8 @@ def config_kinds() -> list[str]:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load``; errors name the file (and line)."""
+    """Read a YAML mapping (safe loader; a key given twice is an error); errors name the file
+    and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -66,7 +67,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _safe_load_unique(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -77,6 +78,29 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _safe_load_unique(text: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
 
 
 def validate_config(model: type[M], data: Any, where: str = "config") -> M:
@@ -101,6 +125,8 @@ def load_config(path: str | Path, model: type[M] | None = None) -> M | BaseModel
     if model is None:
         kind = data.get("kind")
         _register_builtin_kinds()
+        if kind is not None and not isinstance(kind, str):
+            raise ConfigError(f"{path}: 'kind' must be a word such as 'campaign', got {kind!r}")
         if kind is None:
             raise ConfigError(
                 f"{path}: no 'kind' key; set it to one of: {', '.join(config_kinds())}"
@@ -184,6 +210,12 @@ def _register_builtin_kinds() -> None:
 
         return CampaignConfig
 
+    def simulate() -> type[BaseModel]:
+        from twinforge.campaign.config import SimulateConfig
+
+        return SimulateConfig
+
     register_kind("detector", detector)
+    register_kind("simulate", simulate)
     register_kind("campaign", campaign)
     register_kind("synthetic", synthetic)

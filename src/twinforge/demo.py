@@ -6,10 +6,11 @@ catalogue -> verify its checksums -> export it as an RO-Crate. Later stages join
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo chain in ``workdir`` (emptied first when ``fresh``); return what it made."""
     workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise TwinforgeError(f"{workdir}: exists and is not a directory; choose another --workdir")
     if fresh and workdir.exists():
         if not (workdir / ".twinforge-demo").exists() and any(workdir.iterdir()):
             raise TwinforgeError(
@@ -55,53 +58,43 @@ def run_demo(
     (workdir / ".twinforge-demo").touch()
     result = DemoResult(workdir=workdir, catalog=workdir / "catalog.sqlite")
 
-    def step(name: str) -> Callable[[Callable[[], None]], None]:
-        def run(fn: Callable[[], None]) -> None:
-            if on_step:
-                on_step(name)
-            t0 = time.perf_counter()
-            fn()
-            result.steps[name] = time.perf_counter() - t0
-
-        return run
+    @contextlib.contextmanager
+    def step(name: str) -> Iterator[None]:
+        if on_step:
+            on_step(name)
+        t0 = time.perf_counter()
+        yield
+        result.steps[name] = time.perf_counter() - t0
 
     with Catalog.open(result.catalog) as catalog:
-
-        @step("showers (synthetic test generator, siw detector)")
-        def _showers() -> None:
+        with step("showers (synthetic test generator, siw detector)"):
             config = SyntheticConfig(
                 detector="siw", n_events=n_events, energy_min="1GeV", energy_max="64GeV", seed=1
             )
-            result.shower_file = write_synthetic_file(config, workdir / "showers-siw.h5")
+            shower_file = write_synthetic_file(config, workdir / "showers-siw.h5")
+            result.shower_file = shower_file
             result.notes.append(
                 "showers come from the synthetic TEST generator (parametrised, not Geant4)"
             )
 
-        @step("register in the catalogue")
-        def _register() -> None:
-            assert result.shower_file is not None
-            with ShowerFile(result.shower_file) as f:
+        with step("register in the catalogue"):
+            with ShowerFile(shower_file) as f:
                 n, provenance = f.n_events, f.provenance
             dataset = catalog.add_dataset(
                 "demo-siw-synthetic",
                 description="Demo showers of the siw detector (synthetic test generator)",
                 provenance=provenance,
-                files=[(result.shower_file, n)],
+                files=[(shower_file, n)],
             )
             result.dataset_id = dataset.global_id
 
-        @step("verify checksums")
-        def _verify() -> None:
-            assert result.dataset_id is not None
-            problems = [r for r in catalog.verify(result.dataset_id) if not r.ok]
+        with step("verify checksums"):
+            problems = [r for r in catalog.verify(dataset.global_id) if not r.ok]
             if problems:
-                raise TwinforgeError(
-                    f"verification failed: {problems[0].path}: {problems[0].status}"
-                )
+                bad = problems[0]
+                raise TwinforgeError(f"verification failed: {bad.path}: {bad.status}")
 
-        @step("export RO-Crate")
-        def _export() -> None:
-            assert result.dataset_id is not None
-            result.crate = export_rocrate(catalog, result.dataset_id, workdir / "crate")
+        with step("export RO-Crate"):
+            result.crate = export_rocrate(catalog, dataset.global_id, workdir / "crate")
 
     return result

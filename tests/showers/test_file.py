@@ -300,7 +300,7 @@ def test_newer_format_version_refused(tmp_path: Path) -> None:
     path = write_showers(tmp_path / "a.h5", READOUT, cond, showers)
     with h5py.File(path, "r+") as h5:
         h5.attrs["format_version"] = "2.0"
-    with pytest.raises(ShowerFileError, match="newer than this twinforge reads"):
+    with pytest.raises(ShowerFileError, match=r"format version 2.0 is not readable .* 1.x"):
         ShowerFile(path)
 
 
@@ -333,3 +333,44 @@ def test_merge_refuses_mixed_binnings(tmp_path: Path) -> None:
     with pytest.raises(ShowerFileError, match="binning mismatch"):
         merge_shower_files([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.h5")
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_dataset1_binning_with_empty_layers_round_trip(
+    tmp_path: Path, calochallenge_dir: Path
+) -> None:
+    readout = Readout.from_xml(calochallenge_dir / "binning_dataset_1_photons.xml")
+    rng = np.random.default_rng(0)
+    showers = rng.exponential(1.0, (20, readout.n_voxels)).astype(np.float32)
+    cond = Conditions.make(np.full(20, 2.56e5), 22)
+    path = write_showers(tmp_path / "a.h5", readout, cond[:12], showers[:12])
+    with ShowerWriter(path, readout, {"step": 2}, mode="a") as w:
+        w.append(cond[12:], showers[12:])
+    with ShowerFile(path) as f:
+        assert f.readout == readout
+        assert not f.readout.is_regular
+        assert f.provenance["appended"] == [{"step": 2}]
+        back, data = f.read()
+    np.testing.assert_array_equal(data, showers)
+    assert np.all(back.pdg == 22)
+    merged = merge_shower_files([path], tmp_path / "m.h5")
+    assert ShowerFile(merged).n_events == 20
+
+
+def test_append_to_plain_calochallenge_file_is_refused(tmp_path: Path) -> None:
+    cond, showers = make(5)
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as h5:
+        h5["incident_energies"] = cond.energy[:, None]
+        h5["showers"] = showers
+    with pytest.raises(ShowerFileError, match="cannot append: not a resizable twinforge"):
+        ShowerWriter(path, READOUT, mode="a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.h5"]
+    merged = merge_shower_files([path], tmp_path / "m.h5", readout=READOUT)
+    assert ShowerFile(merged).readout == READOUT
+
+
+def test_bad_batch_size(tmp_path: Path) -> None:
+    cond, showers = make(5)
+    path = write_showers(tmp_path / "a.h5", READOUT, cond, showers)
+    with ShowerFile(path) as f, pytest.raises(ShowerFileError, match="batch size"):
+        next(f.iter_batches(0))

@@ -15,7 +15,7 @@ from twinforge.config import StrictModel
 from twinforge.detector.config import DetectorConfig, load_detector
 from twinforge.showers.conditions import Conditions
 
-__all__ = ["CampaignConfig", "job_seed"]
+__all__ = ["CampaignConfig", "SimulateConfig", "job_seed"]
 
 
 class CampaignConfig(StrictModel):
@@ -38,7 +38,9 @@ class CampaignConfig(StrictModel):
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     total_events: PositiveInt = 1000
     events_per_job: PositiveInt = 100
-    seed: int = Field(0, description="master seed; job seeds derive from it and the job index")
+    seed: int = Field(
+        0, ge=0, description="master seed; job seeds derive from it and the job index"
+    )
     max_retries: int = Field(2, ge=0, description="re-runs of a failed job before giving up")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output_dir: str = Field("campaigns/{name}", description="shards and merged file go here")
@@ -74,5 +76,28 @@ class CampaignConfig(StrictModel):
 
 def job_seed(master: int, index: int) -> int:
     """A 31-bit Geant4-friendly seed for job ``index``, independent streams per job."""
-    state = np.random.SeedSequence([abs(master), index, 0x7F4A]).generate_state(1)[0]
+    state = np.random.SeedSequence([master, index, 0x7F4A]).generate_state(1)[0]
     return int(state) & 0x7FFFFFFF or 1
+
+
+class SimulateConfig(StrictModel):
+    """A one-off simulation into one shower file (``twinforge simulate --config``).
+
+    For more than a few thousand showers, or anything that must survive a crash, use a campaign.
+    """
+
+    kind: Literal["simulate"] = "simulate"
+    detector: str = Field("siw", description="preset name or detector YAML")
+    simulator: Literal["geant4", "synthetic-test"] = "geant4"
+    physics: str = "auto"
+    space: ParameterSpace = Field(default_factory=ParameterSpace)
+    n_events: PositiveInt = 100
+    seed: int = Field(0, ge=0)
+    output: str = Field(description="shower file (HDF5) to write")
+    root_output: str | None = Field(None, description="also write Geant4's ROOT ntuple here")
+    overwrite: bool = False
+
+    def conditions(self) -> Conditions:
+        """The events' conditions: independent draws from ``space`` (seeded by ``seed``)."""
+        sampler = SamplerConfig(kind="random", seed=self.seed)
+        return sample_conditions(self.space, sampler, self.n_events)

@@ -66,15 +66,9 @@ def simulate(
 ) -> tuple[NDArray[np.float32], dict[str, Any]]:
     """Showers ``(N, V)`` (MeV) and provenance from the named simulator, in this process."""
     if simulator == "synthetic-test":
-        from twinforge import __version__
-        from twinforge.showers.synthetic import SYNTHETIC_SIMULATOR, synthetic_showers
+        from twinforge.showers.synthetic import synthetic_provenance, synthetic_showers
 
-        showers = synthetic_showers(detector, conditions, seed)
-        return showers, {
-            "simulator": SYNTHETIC_SIMULATOR,
-            "simulator_version": __version__,
-            "physics": "none (parametrised test generator, not a physics simulation)",
-        }
+        return synthetic_showers(detector, conditions, seed), synthetic_provenance()
     from twinforge.simulation.geant4 import Geant4Options, get_session
 
     session = get_session(detector, Geant4Options(physics=physics))

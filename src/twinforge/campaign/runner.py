@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from twinforge.campaign.executors import make_executor
 from twinforge.campaign.jobs import JobOutcome, JobPayload, run_job, shard_matches
 from twinforge.catalog import CampaignRecord, Catalog, DatasetRecord, JobRecord, JobSpec
 from twinforge.errors import CatalogError, TwinforgeError
-from twinforge.showers.file import merge_shower_files
+from twinforge.showers.file import ShowerFile, merge_shower_files
+from twinforge.showers.io import host_tag, temporary_owner
 
 __all__ = [
     "CampaignProgress",
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # what may change between a run and its resume without changing the campaign's results
 _RUNTIME_KEYS = ("executor", "max_retries")
+_HOST = socket.gethostname()
+_DRIVER = f"{_HOST}:{os.getpid()}"  # recorded on running jobs: who drives them
 
 
 @dataclass
@@ -110,7 +114,7 @@ def _job_spec(payload: JobPayload) -> JobSpec:
             "energy_min_MeV": float(payload.energy.min()),
             "energy_max_MeV": float(payload.energy.max()),
             "particles": sorted({int(p) for p in payload.pdg}),
-            "output": payload.output,
+            "output": f"shards/{Path(payload.output).name}",  # relative to the campaign dir
         },
     )
 
@@ -130,7 +134,11 @@ def open_campaign(
     shard_dir = config.output_path(base_dir).resolve() / "shards"
     payloads = _payloads(config, shard_dir)
     stored = catalog.find(config.name, "campaigns")
-    wanted = config.model_dump(mode="json")
+    # the detector's content, not only its name: an edited YAML must not mix geometries
+    wanted = {
+        **config.model_dump(mode="json"),
+        "detector_config": payloads[next(iter(payloads))].detector,
+    }
     if stored is None:
         record = catalog.add_campaign(
             config.name,
@@ -160,9 +168,20 @@ def run_campaign(
     *,
     base_dir: Path | None = None,
     retry_failed: bool = False,
+    force: bool = False,
     on_progress: Callable[[CampaignProgress], None] | None = None,
 ) -> CampaignReport:
-    """Run (or resume) a campaign until every job is done or has exhausted its retries."""
+    """Run (or resume) a campaign until every job is done or has exhausted its retries.
+
+    Args:
+        retry_failed: also re-run jobs whose retries were used up by earlier runs.
+        force: take over jobs marked running by a process on another host (whose death this
+            host cannot check).
+
+    Raises:
+        CatalogError: the campaign is being run by another live process, or exists with a
+            different config.
+    """
     t0 = time.perf_counter()
     record, payloads = open_campaign(catalog, config, base_dir=base_dir)
     cid = record.global_id
@@ -171,6 +190,13 @@ def run_campaign(
     _remove_stale_temporaries(shard_dir)
 
     # resume: re-queue interrupted jobs, adopt shards that were completely written
+    _check_no_live_run(catalog, cid, config.name, force=force)
+    for job in catalog.jobs(cid, state="running"):
+        if job.attempts > config.max_retries:  # it may be what killed its worker: stop here
+            catalog.set_job_state(
+                job.id, "failed", expected="running",
+                error=f"interrupted {job.attempts} times (does it crash its worker?)",
+            )  # fmt: skip
     requeued = catalog.reset_jobs(cid, states=("running",))
     failed_states = catalog.reset_jobs(
         cid, states=("failed",), max_attempts=None if retry_failed else config.max_retries + 1
@@ -190,7 +216,7 @@ def run_campaign(
         elif job.state == "pending":
             payload = payloads[job.key]
             if shard_matches(Path(payload.output), payload):
-                catalog.set_job_state(job.id, "running", expected="pending")
+                catalog.set_job_state(job.id, "running", expected="pending", worker=_DRIVER)
                 catalog.set_job_state(
                     job.id, "done", output_path=payload.output, expected="running"
                 )
@@ -221,7 +247,7 @@ def run_campaign(
         report.executor = executor.description
         while pending:
             for job in pending:
-                catalog.set_job_state(job.id, "running", expected="pending")
+                catalog.set_job_state(job.id, "running", expected="pending", worker=_DRIVER)
             ids = {job.key: job.id for job in pending}
             retry: list[JobRecord] = []
             for payload, result in executor.run(run_job, [payloads[k] for k in ids]):
@@ -304,7 +330,15 @@ def merge_campaign(
         raise TwinforgeError(
             f"shard {first.path} of {first.id}: {first.status} {first.detail}".strip()
         )
-    out = output or config.output_path(base_dir) / f"{config.name}.h5"
+    complete = len(done) == len(jobs)
+    name = config.name if complete else f"{config.name}-partial-{len(done)}of{len(jobs)}"
+    existing = catalog.find(name, "datasets")
+    if existing is not None:  # checked first: never rewrite a catalogued file
+        raise CatalogError(
+            f"dataset {name!r} is already registered ({existing.global_id}); "
+            "the campaign was merged before"
+        )
+    out = output or config.output_path(base_dir) / f"{name}.h5"
     shards = [Path(j.output_path or payloads[j.key].output) for j in done]
     detector = config.load_detector()
     merge_shower_files(
@@ -319,24 +353,13 @@ def merge_campaign(
             "detector": detector.name,
             "detector_config": detector.model_dump(mode="json"),
             "seeds": {j.key: j.seed for j in done},
-            "complete": len(done) == len(jobs),
+            "complete": complete,
         },
     )
-    from twinforge.showers.file import ShowerFile
-
     with ShowerFile(out) as f:
         n_events, provenance = f.n_events, f.provenance
     provenance.pop("merged_from", None)  # per-shard details stay in the file and the journal
     provenance["shards"] = [{"job": j.key, "sha256": j.output_sha256, "seed": j.seed} for j in done]
-    name = (
-        config.name if len(done) == len(jobs) else f"{config.name}-partial-{len(done)}of{len(jobs)}"
-    )
-    existing = catalog.find(name, "datasets")
-    if existing is not None:
-        raise CatalogError(
-            f"dataset {name!r} is already registered ({existing.global_id}); "
-            "the campaign was merged before"
-        )
     return catalog.add_dataset(
         name,
         description=f"merged output of campaign {config.name} ({record.global_id})",
@@ -346,14 +369,29 @@ def merge_campaign(
     )
 
 
-def _remove_stale_temporaries(shard_dir: Path) -> None:
-    """Delete ``*.tmp-PID-*`` files whose writer process no longer exists."""
-    for tmp in shard_dir.glob("*.tmp-*"):
-        try:
-            pid = int(tmp.name.split(".tmp-")[1].split("-")[0])
-        except (IndexError, ValueError):
+def _check_no_live_run(catalog: Catalog, campaign_id: str, name: str, *, force: bool) -> None:
+    """Refuse to take over running jobs whose driver may still be alive."""
+    for job in catalog.jobs(campaign_id, state="running"):
+        host, _, pid = (job.worker or "").rpartition(":")
+        if not pid.isdigit():
             continue
-        if not _pid_alive(pid):
+        if host == _HOST and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            raise CatalogError(
+                f"campaign {name!r} is being run by process {pid} on this host ({job.key} is "
+                "running); wait for it or stop it first"
+            )
+        if host != _HOST and not force:
+            raise CatalogError(
+                f"campaign {name!r} has jobs running from host {host!r}; if that run is dead, "
+                "run again with --force"
+            )
+
+
+def _remove_stale_temporaries(shard_dir: Path) -> None:
+    """Delete temporary shard files left by dead writer processes of this host."""
+    for tmp in shard_dir.glob("*.tmp-*"):
+        owner = temporary_owner(tmp)
+        if owner is not None and owner[0] == host_tag() and not _pid_alive(owner[1]):
             tmp.unlink(missing_ok=True)
 
 

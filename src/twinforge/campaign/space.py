@@ -168,7 +168,7 @@ class SamplerConfig(StrictModel):
     """How points are drawn from the space."""
 
     kind: Literal["grid", "random", "sobol", "lhs"] = "random"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     grid_points: PositiveInt = Field(5, description="grid: points per continuous range")
 
 

@@ -22,12 +22,14 @@ Provenance keys read specially (all optional): ``simulator`` (text, or an object
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import mimetypes
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -145,6 +147,27 @@ class Creator:
         return "#person-" + _slug(self.name)
 
 
+def default_creators() -> list[Creator]:
+    """Creators when none are given: ``$TWINFORGE_CREATORS`` (``"Name[,ORCID]; Name2"``), else
+    git's ``user.name``, else the login name."""
+    env = os.environ.get("TWINFORGE_CREATORS", "").strip()
+    if env:
+        return [Creator.parse(part) for part in env.split(";") if part.strip()]
+    try:
+        name = subprocess.run(
+            ["git", "config", "--get", "user.name"], capture_output=True, text=True, timeout=5,
+            check=False,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (OSError, KeyError):
+            name = "unknown"
+    return [Creator(name)]
+
+
 def _check_orcid(text: str) -> str:
     match = _ORCID_RE.match(text.strip())
     if match is None:
@@ -179,7 +202,8 @@ def export_rocrate(
             complete crate or untouched.
         include_data: copy the files into ``out_dir/data/`` (checking each copy's SHA-256
             against the catalogue); when False, reference them by absolute ``file://`` URI.
-        creators: people to credit, :class:`Creator` or ``"Name[,ORCID]"`` text.
+        creators: people to credit, :class:`Creator` or ``"Name[,ORCID]"`` text; default
+            :func:`default_creators`.
         license: SPDX identifier (default ``CC-BY-4.0``) or a license URL.
 
     Returns:
@@ -195,6 +219,7 @@ def export_rocrate(
             f"cannot export {record.global_id}: export a dataset, model or evaluation"
         )
     people = [c if isinstance(c, Creator) else Creator.parse(c) for c in creators or ()]
+    people = people or default_creators()
     license_id, license_url = _license(license or DEFAULT_LICENSE)
     out = Path(out_dir).expanduser().absolute()
     _check_out_dir(out)

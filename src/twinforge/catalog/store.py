@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import fields
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -25,6 +25,7 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, Operationa
 from sqlalchemy.orm import Session, sessionmaker
 
 from twinforge import __version__
+from twinforge._json import json_default
 from twinforge.catalog.engine import (
     WRITE_OPTION,
     Location,
@@ -1057,18 +1058,6 @@ def _ensure_unique_name(s: Session, orm: type[Base], name: str, kind: Kind) -> N
         raise CatalogError(f"{kind[:-1]} {name!r} already exists ({format_id(kind, pk)})")
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, datetime | date):
-        return obj.isoformat()
-    if isinstance(obj, set | frozenset):
-        return sorted(obj, key=str)
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
 def _json_object(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     """A private JSON-clean copy of ``value`` (paths, dates and numpy values converted)."""
     if value is None:
@@ -1076,7 +1065,7 @@ def _json_object(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise CatalogError(f"{what} must be a mapping, got {type(value).__name__}")
     try:
-        clean = json.loads(json.dumps(dict(value), default=_json_default, allow_nan=False))
+        clean = json.loads(json.dumps(dict(value), default=json_default, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"{what} is not valid JSON: {exc}") from None
     return clean  # type: ignore[no-any-return]

@@ -27,6 +27,9 @@ def run(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also re-run jobs that used up their retries before."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Take over jobs left running by a run on another host."
+    ),
 ) -> None:
     """Run a campaign, or resume it: finished jobs are never run again.
 
@@ -47,7 +50,12 @@ def run(
             bar.update(task, completed=p.done, rate=rate + fail)
 
         report = run_campaign(
-            cfg, cat, base_dir=Path.cwd(), retry_failed=retry_failed, on_progress=update
+            cfg,
+            cat,
+            base_dir=Path.cwd(),
+            retry_failed=retry_failed,
+            force=force,
+            on_progress=update,
         )
     say(
         f"{report.campaign_id}: {report.done}/{report.total_jobs} jobs done "

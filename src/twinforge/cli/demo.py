@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from twinforge.cli._common import console, err_console, options
+from twinforge.cli._common import console, err_console, options, say
 
 
 def demo(
@@ -22,12 +22,13 @@ def demo(
             err_console.print(f"[bold cyan]>>[/] {name}")
 
     result = run_demo(workdir, n_events=n, on_step=announce)
-    table = Table("step", "seconds", title="twinforge demo")
-    for name, seconds in result.steps.items():
-        table.add_row(name, f"{seconds:.1f}")
-    console.print(table)
-    console.print(f"shower file : {result.shower_file}")
-    console.print(f"catalogue   : {result.catalog} (dataset {result.dataset_id})")
-    console.print(f"RO-Crate    : {result.crate}")
+    if not options.quiet:
+        table = Table("step", "seconds", title="twinforge demo")
+        for name, seconds in result.steps.items():
+            table.add_row(name, f"{seconds:.1f}")
+        console.print(table)
+    say(f"shower file : {result.shower_file}")
+    say(f"catalogue   : {result.catalog} (dataset {result.dataset_id})")
+    say(f"RO-Crate    : {result.crate}")
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        say(f"[yellow]note:[/] {note}")

@@ -31,12 +31,13 @@ def show(
     """Describe a detector and its readout."""
     det = load_detector(detector)
     readout = det.binning()
+    if xml is not None:  # write first: a failure leaves neither output nor a half-printed report
+        from twinforge.showers.io import atomic_write_text
+
+        atomic_write_text(xml, readout.to_xml())
     console.print(f"[bold]{det.name}[/]: {det.description}")
     console.print(f"geometry: {det.geometry.model_dump()}")
     console.print(f"depth: {det.geometry.depth:g} mm, transverse size: {det.transverse_size:g} mm")
     console.print(f"readout: {readout.describe()}, threshold {det.readout.threshold:g} MeV")
     if xml is not None:
-        from twinforge.showers.io import atomic_write_text
-
-        atomic_write_text(xml, readout.to_xml())
         console.print(f"wrote {xml}")

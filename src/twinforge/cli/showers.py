@@ -52,7 +52,7 @@ def inspect(
 @app.command("validate")
 def validate(
     files: list[Path] = typer.Argument(..., help="Shower files to check."),
-    batch_size: int = typer.Option(4096, help="Events read at a time."),
+    batch_size: int = typer.Option(4096, min=1, help="Events read at a time."),
 ) -> None:
     """Read every event of each file and check shapes, dtypes, NaN/inf and negative energies.
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -69,17 +70,17 @@ class LayerBinning:
         """Angular bin edges in rad, shape ``(n_alpha + 1,)``."""
         return np.linspace(-math.pi, math.pi, self.n_alpha + 1)
 
+    def _key(self) -> tuple[int, tuple[float, ...]]:
+        # edges compared to 1e-9 mm: text round trips (XML) and float noise do not matter
+        return self.n_alpha, tuple(np.round(self.r_edges, 9).tolist())
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LayerBinning):
             return NotImplemented
-        return (
-            self.n_alpha == other.n_alpha
-            and self.r_edges.shape == other.r_edges.shape
-            and bool(np.allclose(self.r_edges, other.r_edges, rtol=1e-9, atol=1e-9))
-        )
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.n_alpha, tuple(np.round(self.r_edges, 9))))
+        return hash(self._key())
 
 
 class VoxelCentres(NamedTuple):
@@ -194,7 +195,7 @@ class Readout:
     def to_xml(self) -> str:
         """The CaloChallenge binning XML text of this readout."""
         attrs = {"pid": str(self.pid), **self.attributes, "name": self.particle}
-        head = " ".join(f'{k}="{v}"' for k, v in attrs.items())
+        head = " ".join(f"{k}={quoteattr(str(v))}" for k, v in attrs.items())
         lines = ["<Bins>", f"   <Bin {head}>"]
         for i, layer in enumerate(self.layers):
             edges = ",".join(_fmt(v) for v in layer.r_edges)
@@ -331,11 +332,8 @@ class Readout:
 
     def layer_energies(self, showers: NDArray[np.floating]) -> NDArray[np.float64]:
         """Energy per layer, ``(N, n_layers)``, in the unit of ``showers`` (MeV); empty layers 0."""
-        self.check_showers(showers)
-        cum = np.concatenate(
-            [np.zeros((showers.shape[0], 1)), np.cumsum(showers, axis=1, dtype=np.float64)], axis=1
-        )
-        return np.diff(cum[:, self.offsets], axis=1)
+        layers = self.split_layers(showers)
+        return np.stack([layer.sum(axis=(1, 2), dtype=np.float64) for layer in layers], axis=1)
 
     # ----------------------------------------------------------------- comparison
     def __eq__(self, other: object) -> bool:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,10 +39,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from twinforge import __version__
+from twinforge._json import json_default
 from twinforge.detector.readout import Readout
 from twinforge.errors import DetectorError, ShowerFileError, TwinforgeError
 from twinforge.showers.conditions import Conditions
-from twinforge.showers.io import check_writable_target, temporary_name
+from twinforge.showers.io import check_writable_target, commit, temporary_name
 
 __all__ = [
     "FORMAT_NAME",
@@ -184,8 +184,8 @@ class ShowerFile:
         version = h5.attrs.get("format_version")
         if version is not None and str(_attr_text(version)).split(".")[0] != "1":
             raise ShowerFileError(
-                f"{where}: format version {_attr_text(version)} is newer than this twinforge "
-                f"reads ({FORMAT_VERSION}); upgrade twinforge"
+                f"{where}: format version {_attr_text(version)} is not readable by this "
+                f"twinforge (it reads {FORMAT_VERSION.split('.')[0]}.x)"
             )
         return readout
 
@@ -233,13 +233,18 @@ class ShowerFile:
         (theta = phi = 0, pdg = the binning's pid or 0)."""
         start, stop = self._bounds(start, stop)
         h5 = self._h5
-        energy = np.asarray(h5["incident_energies"][start:stop], dtype=np.float64).reshape(-1)
-        n = energy.shape[0]
 
         def column(key: str, default: float) -> NDArray[Any]:
-            if key in h5:
+            if key not in h5:
+                return np.full(stop - start, default)
+            try:
                 return np.asarray(h5[key][start:stop]).reshape(-1)
-            return np.full(n, default)
+            except OSError as exc:
+                raise ShowerFileError(
+                    f"{self.path}: cannot read '{key}' {start}-{stop} (file damaged? {exc})"
+                ) from None
+
+        energy = column("incident_energies", 0.0).astype(np.float64)
 
         pdg_default = self._readout.pid if self._readout is not None else 0
         bad = ~(np.isfinite(energy) & (energy > 0))
@@ -282,7 +287,7 @@ class ShowerFile:
     ) -> Iterator[tuple[Conditions, NDArray[np.float32]]]:
         """Yield ``(conditions, showers)`` batches of at most ``batch_size`` events, in order."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ShowerFileError(f"batch size must be >= 1, got {batch_size}")
         for start in range(0, self.n_events, batch_size):
             yield self.read(start, min(start + batch_size, self.n_events), validate=validate)
 
@@ -360,16 +365,15 @@ class ShowerWriter:
             raise ShowerFileError(str(exc)) from None
         self._tmp = temporary_name(self.path)
         if mode == "a":
-            if not self.path.exists():
-                raise ShowerFileError(f"{self.path}: cannot append, file not found")
-            with ShowerFile(self.path, readout):
-                pass  # structure and binning checked
+            _check_appendable(self.path, readout)
         try:
             if mode == "a":
                 shutil.copyfile(self.path, self._tmp)
                 self._h5 = h5py.File(self._tmp, "r+")
                 if provenance:
-                    self._set_provenance(dict(provenance))
+                    old = json.loads(_attr_text(self._h5.attrs.get("provenance", "{}")))
+                    appended = [*old.pop("appended", []), dict(provenance)]
+                    self._set_provenance({**old, "appended": appended})
             else:
                 self._h5 = h5py.File(self._tmp, "w-")
                 self._create(dict(provenance or {}), compression)
@@ -408,7 +412,7 @@ class ShowerWriter:
 
     def _set_provenance(self, provenance: dict[str, Any]) -> None:
         try:
-            text = json.dumps(provenance, sort_keys=True, default=_json_default)
+            text = json.dumps(provenance, sort_keys=True, default=json_default)
         except (TypeError, ValueError) as exc:
             raise ShowerFileError(
                 f"{self.path}: provenance is not JSON-serialisable ({exc})"
@@ -466,7 +470,7 @@ class ShowerWriter:
         self._closed = True
         try:
             self._h5.close()
-            os.replace(self._tmp, self.path)
+            commit(self._tmp, self.path)
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -505,7 +509,25 @@ class ShowerWriter:
             self.abort()
 
 
-_RESERVED_ATTRS = {"format", "format_version", "binning_xml", "provenance", "created"}
+_RESERVED_ATTRS = {
+    "format", "format_version", "binning_xml", "provenance", "created", "twinforge_version"
+}  # fmt: skip
+
+
+def _check_appendable(path: Path, readout: Readout) -> None:
+    """Raise unless ``path`` is a twinforge shower file with ``readout`` that can grow."""
+    if not path.exists():
+        raise ShowerFileError(f"{path}: cannot append, file not found")
+    with ShowerFile(path, readout) as f:  # structure and binning checked
+        h5 = f._h5
+        missing = [k for k in _CONDITION_KEYS if k not in h5]
+        fixed = [k for k in ("showers", "incident_energies", *_CONDITION_KEYS)
+                 if k in h5 and h5[k].maxshape[0] is not None]  # fmt: skip
+        if missing or fixed or h5["incident_energies"].ndim != 2 or "binning_xml" not in h5.attrs:
+            raise ShowerFileError(
+                f"{path}: cannot append: not a resizable twinforge shower file (written by "
+                "another tool?); merge it with merge_shower_files / 'twinforge showers merge'"
+            )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -540,6 +562,7 @@ def merge_shower_files(
     output: str | Path,
     *,
     provenance: Mapping[str, Any] | None = None,
+    readout: Readout | None = None,
     batch_size: int = 4096,
     overwrite: bool = False,
     compression: Compression = "gzip",
@@ -547,7 +570,8 @@ def merge_shower_files(
     """Concatenate shower files (shards) with the same binning into ``output``, streaming.
 
     The output's provenance holds ``merged_from`` (each input's path, event count and
-    provenance) plus the entries all inputs agree on, updated with ``provenance``.
+    provenance) plus the entries all inputs agree on, updated with ``provenance``. Plain
+    CaloChallenge files (no binning attribute) can be merged when ``readout`` is given.
 
     Raises:
         ShowerFileError: no inputs, an unreadable input, or inputs with different binnings.
@@ -558,12 +582,13 @@ def merge_shower_files(
     out = Path(output)
     if any(p.resolve() == out.resolve() for p in paths if p.exists()):
         raise ShowerFileError(f"{out}: the output is also an input")
-    readout: Readout | None = None
     records = []
     for p in paths:
-        with ShowerFile(p) as f:
+        with ShowerFile(p, readout) as f:
             if f.readout is None:
-                raise ShowerFileError(f"{p}: file has no binning_xml; cannot check it matches")
+                raise ShowerFileError(
+                    f"{p}: file has no binning_xml; give the binning (readout=) to merge it"
+                )
             if readout is None:
                 readout = f.readout
             elif f.readout != readout:
@@ -578,8 +603,8 @@ def merge_shower_files(
     with ShowerWriter(out, readout, merged, overwrite=overwrite, compression=compression) as w:
         for p in paths:
             with ShowerFile(p, readout) as f:
-                for cond, showers in f.iter_batches(batch_size):
-                    w.append(cond, showers)
+                for cond, showers in f.iter_batches(batch_size, validate=False):
+                    w.append(cond, showers)  # append validates
     return out
 
 
@@ -616,15 +641,3 @@ def _attr_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
