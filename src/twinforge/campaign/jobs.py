@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from twinforge.catalog.hashing import sha256_file
 from twinforge.detector.config import DetectorConfig
-from twinforge.errors import ShowerFileError
+from twinforge.errors import ShowerFileError, SimulationError
 from twinforge.showers.conditions import Conditions
 from twinforge.showers.file import ShowerFile, ShowerWriter
 
@@ -62,17 +62,32 @@ class JobOutcome:
 
 
 def simulate(
-    simulator: str, detector: DetectorConfig, physics: str, conditions: Conditions, seed: int
+    simulator: str,
+    detector: DetectorConfig,
+    physics: str,
+    conditions: Conditions,
+    seed: int,
+    *,
+    first_index: int = 0,
+    root_path: str | None = None,
 ) -> tuple[NDArray[np.float32], dict[str, Any]]:
-    """Showers ``(N, V)`` (MeV) and provenance from the named simulator, in this process."""
+    """Showers ``(N, V)`` (MeV) and provenance from the named simulator, in this process.
+
+    ``first_index`` is the index of the first shower in the whole run (Geant4 seeds shower
+    ``i`` from ``(seed, first_index + i)``); ``root_path`` also writes Geant4's ROOT ntuple.
+    """
     if simulator == "synthetic-test":
         from twinforge.showers.synthetic import synthetic_provenance, synthetic_showers
 
-        return synthetic_showers(detector, conditions, seed), synthetic_provenance()
+        if root_path is not None:
+            raise SimulationError("ROOT output needs the geant4 simulator")
+        batch_seed = int(np.random.SeedSequence([seed, first_index]).generate_state(1)[0])
+        return synthetic_showers(detector, conditions, batch_seed), synthetic_provenance()
     from twinforge.simulation.geant4 import Geant4Options, get_session
 
     session = get_session(detector, Geant4Options(physics=physics))
-    return session.simulate(conditions, seed), session.provenance()
+    showers = session.simulate(conditions, seed, first_index=first_index, root_path=root_path)
+    return showers, session.provenance()
 
 
 def run_job(payload: JobPayload) -> JobOutcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from twinforge import __version__
-from twinforge.cli import campaign, catalog, config, demo, detector, showers
+from twinforge.cli import campaign, catalog, config, demo, detector, showers, simulate
 from twinforge.cli._common import options, setup_logging
 
 app = typer.Typer(
@@ -42,4 +42,6 @@ app.add_typer(detector.app, name="detector")
 app.add_typer(showers.app, name="showers")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(campaign.app, name="campaign")
+app.command(name="simulate")(simulate.simulate)
+app.command(name="convert")(simulate.convert)
 app.command(name="demo")(demo.demo)

@@ -41,14 +41,19 @@ def _open(location: str | None) -> Catalog:
     return Catalog.open(location, create=False)
 
 
-def _resolve(cat: Catalog, ref: str) -> str:
-    """The global ID of ``ref``: an ID (``ds-3``) or the name of a dataset, campaign, model."""
+def _resolve(cat: Catalog, ref: str, kinds: tuple[str, ...] | None = None) -> str:
+    """The global ID of ``ref``: an ID (``ds-3``) or the name of a dataset, campaign, model
+    (only of ``kinds`` when given, e.g. what can be exported)."""
     from twinforge.catalog import format_id, parse_id
 
     try:
         kind, pk = parse_id(ref)
     except CatalogError:
-        record = cat.find(ref)
+        found = [r for k in kinds if (r := cat.find(ref, k))] if kinds else None
+        if found is not None and len(found) > 1:
+            ids = ", ".join(r.global_id for r in found)
+            raise CatalogError(f"{ref!r} names several records ({ids}); use an ID") from None
+        record = (found[0] if found else None) if found is not None else cat.find(ref)
         if record is None:
             raise CatalogError(f"no such record: {ref}") from None
         return record.global_id
@@ -163,7 +168,7 @@ def export(
     from twinforge.catalog import export_rocrate
 
     with _open(catalog) as cat:
-        global_id = _resolve(cat, ref)
+        global_id = _resolve(cat, ref, ("datasets", "models"))
         out = export_rocrate(
             cat,
             global_id,

@@ -373,7 +373,7 @@ class ShowerWriter:
                 if provenance:
                     old = json.loads(_attr_text(self._h5.attrs.get("provenance", "{}")))
                     appended = [*old.pop("appended", []), dict(provenance)]
-                    self._set_provenance({**old, "appended": appended})
+                    self.set_provenance({**old, "appended": appended})
             else:
                 self._h5 = h5py.File(self._tmp, "w-")
                 self._create(dict(provenance or {}), compression)
@@ -408,16 +408,22 @@ class ShowerWriter:
         h5.attrs["binning_xml"] = self.readout.to_xml()
         h5.attrs["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         h5.attrs["twinforge_version"] = __version__
-        self._set_provenance(provenance)
+        self.set_provenance(provenance)
 
-    def _set_provenance(self, provenance: dict[str, Any]) -> None:
+    def set_provenance(self, provenance: Mapping[str, Any]) -> None:
+        """Replace the file's provenance record (e.g. once the simulator has reported it)."""
+        provenance = dict(provenance)
         try:
             text = json.dumps(provenance, sort_keys=True, default=json_default)
         except (TypeError, ValueError) as exc:
             raise ShowerFileError(
                 f"{self.path}: provenance is not JSON-serialisable ({exc})"
             ) from None
-        self._h5.attrs["provenance"] = text
+        attrs = self._h5.attrs
+        for old_key in json.loads(_attr_text(attrs.get("provenance", "{}"))):
+            if old_key not in _RESERVED_ATTRS and old_key in attrs:
+                del attrs[old_key]  # scalar copies of the record being replaced
+        attrs["provenance"] = text
         for key, value in provenance.items():
             if key in _RESERVED_ATTRS:
                 continue
