@@ -71,3 +71,8 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_kinds_are_listed() -> None:
     assert {"detector", "synthetic"} <= set(config_kinds())
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.yaml")))
+def test_shipped_examples_validate(path: Path) -> None:
+    load_config(path)

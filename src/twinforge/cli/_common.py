@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,11 @@ from rich.progress import (
 )
 
 console = Console()
-err_console = Console(stderr=True)
+
+
+# bound to the stderr of the moment: while Geant4 runs, its output (sys.stdout/stderr) is
+# redirected to logging, and log records written here must not be caught up in that
+err_console = Console(file=sys.stderr)
 
 
 @dataclass
