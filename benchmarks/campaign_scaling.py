@@ -43,13 +43,57 @@ def geant4_scaling(work: Path, events: int, per_job: int, energy: str) -> dict[s
         with Catalog.open(work / "catalog.sqlite") as cat:
             report = run_campaign(cfg, cat)
         assert report.complete, report.failed
-        rates[f"showers_per_s_{workers}w"] = report.showers / report.seconds
+        key = f"showers_per_s_{workers}w"
+        rates[key] = report.showers / report.seconds
+        rates[f"{key}_after_startup"] = report.showers / (report.seconds - report.startup_seconds)
+        rates[f"startup_s_{workers}w"] = report.startup_seconds
         print(
             f"geant4 {energy} e-, {workers} worker(s): {report.showers} showers in "
-            f"{report.seconds:.1f} s -> {rates[f'showers_per_s_{workers}w']:.2f} showers/s"
+            f"{report.seconds:.1f} s ({report.startup_seconds:.1f} s cluster start-up) -> "
+            f"{rates[key]:.2f} showers/s, {rates[f'{key}_after_startup']:.2f} after start-up"
         )
     rates["speedup_2w"] = rates["showers_per_s_2w"] / rates["showers_per_s_1w"]
+    rates["speedup_2w_after_startup"] = (
+        rates["showers_per_s_2w_after_startup"] / rates["showers_per_s_1w_after_startup"]
+    )
     return rates
+
+
+def hardware_ceiling(work: Path, showers: int, energy_gev: float) -> dict[str, float]:
+    """Parallel speed-up of two *independent* Geant4 processes (no Dask): the most any
+    scheduler can get out of this machine's two cores."""
+    script = Path(__file__).with_name("geant4_per_shower.py")
+
+    def run(n_proc: int) -> float:
+        outs = [work / f"ceiling-{n_proc}-{i}.json" for i in range(n_proc)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(script),
+                    "--energies",
+                    str(energy_gev),
+                    "--showers",
+                    str(showers),
+                    "--seed",
+                    str(i),
+                    "--out",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            for i, out in enumerate(outs)
+        ]
+        for proc in procs:
+            proc.wait()
+        medians = [json.loads(out.read_text())["results"][0]["median_wall_s"] for out in outs]
+        return sum(medians) / len(medians)
+
+    solo, pair = run(1), run(2)
+    ceiling = 2 * solo / pair
+    print(f"independent processes at {energy_gev:g} GeV: {solo:.3f} s/shower alone, "
+          f"{pair:.3f} s/shower with two at once -> ceiling {ceiling:.2f}x")  # fmt: skip
+    return {"s_per_shower_1proc": solo, "s_per_shower_2proc": pair, "ceiling_2w": ceiling}
 
 
 def scheduler_overhead(work: Path, jobs: int) -> dict[str, float]:
@@ -137,6 +181,8 @@ def main() -> None:
         work = Path(tmp)
         if not args.skip_geant4:
             result["geant4"] = geant4_scaling(work, args.events, args.per_job, args.energy)
+            gev = float(args.energy.lower().removesuffix("gev"))
+            result["hardware"] = hardware_ceiling(work, 30, gev)
         result["overhead"] = scheduler_overhead(work, args.overhead_jobs)
         result["resume"] = kill_and_resume(work, args.resume_jobs)
     text = json.dumps(result, indent=2)

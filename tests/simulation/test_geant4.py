@@ -124,6 +124,23 @@ def _per_layer_run(detector: DetectorConfig, entry: tuple[float, float]) -> dict
     return {"voxels": voxels, "steps": steps, "totals": totals}
 
 
+def _replica_run(detector: DetectorConfig, entry: tuple[float, float]) -> dict[str, Any]:
+    """Replica layout (equal-width r bins): voxel volumes against step positions."""
+    from twinforge.simulation.geant4.geometry import replica_layout
+
+    session = get_session(detector, Geant4Options(entry=entry))
+    conditions = Conditions.make([1000.0, 1000.0, 1000.0], [11, 22, -11])
+    voxels = session.simulate(conditions, 4)
+    totals = session.last_totals
+    return {
+        "layout": replica_layout(session.readout),
+        "voxels": voxels,
+        "again": session.simulate(conditions, 4),
+        "steps": session.simulate(conditions, 4, scoring="steps"),
+        "totals": totals,
+    }
+
+
 # ---------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -313,6 +330,27 @@ def test_per_layer_readout(calochallenge_dir: Path) -> None:
     assert np.all(layers[:, [4, 5, 11, 15, 23]] == 0)  # layers without voxels
     assert np.all(layers[:, [0, 3, 12, 14]] > 0)  # one alpha bin
     assert np.all(voxels.sum(axis=1) <= result["totals"].sensitive + 1e-3)
+
+
+def test_replica_readout_agrees_with_step_positions() -> None:
+    """Equal-width r bins are built as phi and rho replicas: same voxels as step positions."""
+    detector = DetectorConfig(
+        name="uniform-r",
+        geometry=SamplingStack(
+            absorber="G4_W", absorber_thickness=3.5, sensitive_thickness=0.3, n_layers=12
+        ),
+        transverse_size=300.0,
+        readout=ReadoutSpec(r_edges=[0.0, 5.0, 10.0, 15.0, 20.0], n_alpha=4, layers_per_bin=2),
+    )
+    result = call_in_subprocess(_replica_run, detector, (10.0, -5.0))
+    assert result["layout"]
+    voxels = result["voxels"]
+    assert np.all(voxels.sum(axis=1) > 0)
+    np.testing.assert_array_equal(result["again"], voxels)
+    np.testing.assert_allclose(result["steps"], voxels, rtol=1e-5, atol=1e-6)
+    assert np.all(voxels.sum(axis=1) <= result["totals"].sensitive + 1e-3)
+    grid = detector.binning().to_grid(voxels)
+    assert np.all(grid.sum(axis=(0, 1, 3)) > 0)  # every alpha bin is hit
 
 
 # ---------------------------------------------------------------------- runners

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from twinforge.detector import LayerBinning, Readout, load_detector
-from twinforge.simulation.geant4.geometry import physical_layers, voxel_lut
+from twinforge.simulation.geant4.geometry import physical_layers, replica_layout, voxel_lut
 from twinforge.simulation.geant4.scoring import (
     incident_frame,
     voxels_from_scorer,
@@ -130,3 +130,12 @@ def test_lut_of_a_per_layer_readout() -> None:
     assert (grid[0] == -1).all()
     assert grid[1].tolist() == [[0, 1], [2, 3], [4, 5]] == grid[2].tolist()
     assert grid[3].tolist() == [[6, -1], [-1, -1], [-1, -1]]
+
+
+def test_replica_layout_needs_equal_r_bins_and_alpha_bins() -> None:
+    assert replica_layout(load_detector("siw").binning())  # 9 r bins of 4.65 mm, 16 alpha
+    assert not replica_layout(load_detector("tiny").binning())  # r bins of 5, 5, 10, 20 mm
+    empty = LayerBinning(np.array([0.0]))
+    assert replica_layout(Readout((empty, LayerBinning(np.array([0.0, 1.0, 2.0]), 3))))
+    assert not replica_layout(Readout((LayerBinning(np.array([0.0, 1.0, 2.0]), 1),)))
+    assert not replica_layout(Readout((LayerBinning(np.array([1.0, 2.0, 3.0]), 3),)))

@@ -72,6 +72,7 @@ class CampaignReport:
     skipped: int = 0
     showers: int = 0
     seconds: float = 0.0
+    startup_seconds: float = 0.0  # starting the executor (cluster, worker processes)
     executor: str = ""
 
     @property
@@ -243,7 +244,9 @@ def run_campaign(
             )
 
     notify()
+    t_start = time.perf_counter()
     with make_executor(config.executor) as executor:
+        report.startup_seconds = time.perf_counter() - t_start
         report.executor = executor.description
         while pending:
             for job in pending:

@@ -17,6 +17,7 @@ from twinforge.campaign.config import SimulateConfig
 from twinforge.campaign.jobs import simulate
 from twinforge.detector.config import load_detector
 from twinforge.showers.file import ShowerWriter
+from twinforge.showers.io import check_writable_target
 
 __all__ = ["run_simulation"]
 
@@ -32,6 +33,8 @@ def run_simulation(
     ``on_progress(done, total)`` is called after each batch.
     """
     detector = load_detector(config.detector)
+    if config.root_output is not None:
+        check_writable_target(Path(config.root_output), overwrite=config.overwrite)
     cond = config.conditions()
     n = len(cond)
     if config.root_output is not None or batch_size is None:

@@ -98,7 +98,7 @@ def check_writable_target(final: Path, *, overwrite: bool) -> None:
     if final.is_dir():
         raise TwinforgeError(f"{final}: is a directory, expected a file name")
     if final.exists() and not overwrite:
-        raise TwinforgeError(f"{final}: already exists (pass overwrite to replace it)")
+        raise TwinforgeError(f"{final}: already exists (--overwrite / overwrite=True replaces it)")
     if not parent.is_dir():
         raise TwinforgeError(f"{final}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -7,15 +7,25 @@ Layout (lengths in mm, the detector front face at z = 0, the axis along +z):
   (absorber first), copy number = physical layer index;
 - homogeneous blocks: ``n_z`` slices of the block material, copy number = slice index.
 
-Each sensitive slab / slice holds the readout: concentric rings (``G4Tubs``, one placement per
-r bin, copy number = r index) centred on the entry point, each replicated in phi into ``n_alpha``
-wedges (copy number = alpha index, wedge 0 starting at -pi; with one alpha bin, a single full
-wedge is placed instead, as Geant4 hangs on a one-copy phi replica). A wedge is one voxel of one
-physical layer, so a C++ scorer attached to the wedges can bin energy with no Python call per
-step: its index is ``layer * n_alpha_max * n_r_max + alpha * n_r_max + r`` (``layer`` at
-touchable depth 2, ``r`` at depth 1, ``alpha`` at depth 0); :attr:`BuiltGeometry.lut` maps it
-to the readout's voxel index. Sensitive material outside the last r edge is a separate
-logical volume so that its energy can be counted but not recorded.
+Each sensitive slab / slice holds the readout, centred on the entry point, in one of two layouts
+(the voxel boundaries are the same in both):
+
+- **replicas** (every layer with voxels has equal-width r bins starting at 0 and more than one
+  alpha bin, e.g. the CaloChallenge presets): one readout cylinder (``G4Tubs``) replicated in phi
+  into ``n_alpha`` wedges (copy number = alpha index, wedge 0 starting at -pi), each replicated
+  in r (``kRho``) into ``n_r`` cells (copy number = r index). Geant4 finds the cell of a point
+  arithmetically, which makes a shower about 6 % cheaper than with the placements below;
+  touchable depths: ``r`` 0, ``alpha`` 1, ``layer`` 3;
+- **placements** (any other binning): concentric rings (one placement per r bin, copy number =
+  r index), each replicated in phi into ``n_alpha`` wedges (with one alpha bin, a single full
+  wedge is placed instead, as Geant4 hangs on a one-copy phi replica); touchable depths:
+  ``alpha`` 0, ``r`` 1, ``layer`` 2.
+
+A cell is one voxel of one physical layer, so a C++ scorer attached to the cells can bin energy
+with no Python call per step: its index is ``layer * n_alpha_max * n_r_max + alpha * n_r_max + r``
+(depths in :attr:`BuiltGeometry.depths`); :attr:`BuiltGeometry.lut` maps it to the readout's
+voxel index. Sensitive material outside the last r edge is a separate logical volume so that its
+energy can be counted but not recorded.
 """
 
 from __future__ import annotations
@@ -36,14 +46,17 @@ __all__ = [
     "BuiltGeometry",
     "build_geometry",
     "describe_geometry",
+    "replica_layout",
     "validate_geometry",
     "voxel_lut",
 ]
 
 LAYER_DEPTH = 2
-"""Touchable depth, seen from a wedge, of the volume whose copy number is the physical layer."""
+"""Touchable depth, seen from a wedge, of the volume whose copy number is the physical layer
+(placement layout; see :attr:`BuiltGeometry.depths` for the layout actually built)."""
 R_DEPTH = 1
 ALPHA_DEPTH = 0
+_REPLICA_DEPTHS = (3, 1, 0)  # (layer, alpha, r) in the replica layout
 
 
 @dataclass
@@ -53,8 +66,9 @@ class BuiltGeometry:
     Attributes:
         world: the world physical volume.
         world_lv: the world logical volume (steps there are particles escaping).
-        wedge_lvs: logical volumes of the voxels (one per distinct layer binning and r bin).
-        outside_lvs: sensitive logical volumes outside the readout rings.
+        wedge_lvs: logical volumes of the voxels (one per distinct layer binning and r bin, or
+            one per distinct layer binning in the replica layout).
+        outside_lvs: sensitive logical volumes outside the readout cells.
         absorber_lvs: non-sensitive (absorber) logical volumes.
         n_layers: number of physical layers (sampling) or slices (homogeneous).
         n_alpha: largest number of alpha bins of any layer.
@@ -63,6 +77,8 @@ class BuiltGeometry:
         readout_layer: readout layer (z bin) of each physical layer, ``(n_layers,)``.
         lut: voxel index of each scorer index ``layer * n_alpha * n_r + alpha * n_r + r``, -1
             where no voxel exists, shape ``(n_layers * n_alpha * n_r,)``.
+        depths: touchable depths, seen from a voxel cell, of the volumes whose copy numbers are
+            the physical layer, the alpha bin and the r bin.
     """
 
     world: Any
@@ -76,6 +92,7 @@ class BuiltGeometry:
     sensitive_z: NDArray[np.float64]
     readout_layer: NDArray[np.int64]
     lut: NDArray[np.int64]
+    depths: tuple[int, int, int] = (LAYER_DEPTH, ALPHA_DEPTH, R_DEPTH)
     keep: list[Any] = field(default_factory=list, repr=False)
 
 
@@ -113,6 +130,22 @@ def voxel_lut(
     return lut.reshape(-1), n_alpha, n_r
 
 
+def replica_layout(readout: Readout) -> bool:
+    """Whether the readout cells can be built as replicas: every layer with voxels has more than
+    one alpha bin and equal-width r bins starting at 0 (else: ring placements)."""
+    layers = [layer for layer in readout.layers if layer.n_voxels]
+    if not layers:
+        return False
+    for layer in layers:
+        edges = layer.r_edges
+        widths = np.diff(edges)
+        if layer.n_alpha < 2 or edges[0] != 0.0:
+            return False
+        if not np.allclose(widths, edges[-1] / layer.n_r, rtol=1e-9, atol=0.0):
+            return False
+    return True
+
+
 def describe_geometry(detector: DetectorConfig) -> dict[str, Any]:
     """A JSON-ready summary of the geometry (for provenance)."""
     geo = detector.geometry
@@ -142,6 +175,7 @@ class _Builder:
     def __init__(self, g4: ModuleType) -> None:
         self.g4 = g4
         self.keep: list[Any] = []
+        self.fillers: list[Any] = []  # mothers exactly filled by replicas (no steps expected)
         self._nist = g4.G4NistManager.Instance()
 
     def material(self, name: str) -> Any:
@@ -162,6 +196,43 @@ class _Builder:
         )
         self.keep.append(pv)
         return pv
+
+    def readout_replicas(
+        self,
+        name: str,
+        slab: Any,
+        material: Any,
+        binning: LayerBinning,
+        half_z: float,
+        centre: tuple[float, float],
+    ) -> list[Any]:
+        """A readout cylinder in ``slab`` replicated in phi, then in r; returns the cell."""
+        g4 = self.g4
+        width = 2.0 * math.pi / binning.n_alpha
+        r_max = float(binning.r_edges[-1])
+        dr = r_max / binning.n_r
+        cyl = g4.G4Tubs(f"{name}_readout", 0.0, r_max, half_z, -math.pi, 2.0 * math.pi)
+        cyl_lv = g4.G4LogicalVolume(cyl, material, f"{name}_readout")
+        wedge = g4.G4Tubs(f"{name}_wedge", 0.0, r_max, half_z, -0.5 * width, width)
+        wedge_lv = g4.G4LogicalVolume(wedge, material, f"{name}_wedge")
+        cell = g4.G4Tubs(f"{name}_voxel", 0.0, dr, half_z, -0.5 * width, width)
+        cell_lv = g4.G4LogicalVolume(cell, material, f"{name}_voxel")
+        # wedge k spans phi in [-pi + k * width, -pi + (k + 1) * width), cell i r in [i, i+1) dr
+        self.keep += [
+            cyl,
+            cyl_lv,
+            wedge,
+            wedge_lv,
+            cell,
+            cell_lv,
+            g4.G4PVReplica(
+                f"{name}_wedge", wedge_lv, cyl_lv, g4.kPhi, binning.n_alpha, width, -math.pi
+            ),
+            g4.G4PVReplica(f"{name}_voxel", cell_lv, wedge_lv, g4.kRho, binning.n_r, dr, 0.0),
+        ]
+        self.place(cyl_lv, slab, centre[0], centre[1], 0.0, 0)
+        self.fillers += [cyl_lv, wedge_lv]
+        return [cell_lv]
 
     def readout_rings(
         self,
@@ -264,6 +335,8 @@ def build_geometry(
     # one sensitive slab logical volume per distinct binning
     slabs: dict[LayerBinning, Any] = {}
     wedge_lvs: list[Any] = []
+    replicas = replica_layout(readout)
+    readout_cells = b.readout_replicas if replicas else b.readout_rings
     thickness = float(sensitive_z[0, 1] - sensitive_z[0, 0])
     for binning in (readout.layers[int(z)] for z in readout_layer):
         if binning in slabs:
@@ -271,7 +344,7 @@ def build_geometry(
         name = f"sensitive{len(slabs)}"
         slab = b.box(name, sensitive_mat, half_t, half_t, 0.5 * thickness)
         if binning.n_voxels:
-            wedge_lvs += b.readout_rings(name, slab, sensitive_mat, binning, 0.5 * thickness, entry)
+            wedge_lvs += readout_cells(name, slab, sensitive_mat, binning, 0.5 * thickness, entry)
         slabs[binning] = slab
     absorber_lvs = []
     if absorber_mat is not None:
@@ -290,7 +363,7 @@ def build_geometry(
         world=world,
         world_lv=world_lv,
         wedge_lvs=wedge_lvs,
-        outside_lvs=list(slabs.values()),
+        outside_lvs=list(slabs.values()) + b.fillers,
         absorber_lvs=absorber_lvs,
         n_layers=int(readout_layer.size),
         n_alpha=n_alpha,
@@ -298,5 +371,6 @@ def build_geometry(
         sensitive_z=sensitive_z,
         readout_layer=readout_layer,
         lut=lut,
+        depths=_REPLICA_DEPTHS if replicas else (LAYER_DEPTH, ALPHA_DEPTH, R_DEPTH),
         keep=b.keep,
     )

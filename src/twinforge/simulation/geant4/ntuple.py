@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from twinforge.errors import SimulationError
+from twinforge.showers.io import commit, temporary_name
 
 __all__ = ["PROVENANCE_TREE", "TREE_NAME", "RootNtupleWriter"]
 
@@ -95,9 +96,12 @@ class RootNtupleWriter:
         if path.suffix != ".root":
             raise SimulationError(f"{path}: a ROOT output file must end in .root")
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not self._manager.OpenFile(str(path)):
+        # Geant4 writes to a temporary name (it must end in .root); close() renames it
+        tmp = temporary_name(path)
+        tmp = tmp.with_name(tmp.name + ".root")
+        if not self._manager.OpenFile(str(tmp)):
             raise SimulationError(f"{path}: Geant4 cannot open the ROOT file for writing")
-        self._path = path
+        self._path, self._tmp = path, tmp
         self._rows = 0
         self._manager.FillNtupleSColumn(self._prov_id, self._prov_column, json.dumps(provenance))
         self._manager.AddNtupleRow(self._prov_id)
@@ -132,14 +136,22 @@ class RootNtupleWriter:
         self._manager.AddNtupleRow(self._id)
         self._rows += 1
 
-    def close(self) -> Path:
-        """Write and close the file; returns its path."""
+    def close(self, *, keep: bool = True) -> Path:
+        """Write and close the file and give it its final name; returns that name.
+
+        With ``keep=False`` (the run failed) the file is discarded: no partial ROOT file ever
+        appears under the final name.
+        """
         if self._path is None:
             raise SimulationError("no ROOT file is open")
         path, self._path = self._path, None
         ok = self._manager.Write()
         ok = self._manager.CloseFile() and ok
-        if not ok:
-            raise SimulationError(f"{path}: Geant4 failed to write the ROOT file")
+        if not (ok and keep):
+            self._tmp.unlink(missing_ok=True)
+            if keep:
+                raise SimulationError(f"{path}: Geant4 failed to write the ROOT file")
+            return path
+        commit(self._tmp, path)
         log.info("wrote %d showers to %s", self._rows, path)
         return path

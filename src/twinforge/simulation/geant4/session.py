@@ -34,9 +34,6 @@ from twinforge.errors import SimulationError
 from twinforge.showers.conditions import Conditions
 from twinforge.simulation.geant4.environment import DataSets, import_geant4
 from twinforge.simulation.geant4.geometry import (
-    ALPHA_DEPTH,
-    LAYER_DEPTH,
-    R_DEPTH,
     BuiltGeometry,
     build_geometry,
     describe_geometry,
@@ -279,9 +276,7 @@ class Geant4Session:
         scorer(
             "voxels",
             geo.wedge_lvs,
-            g4.G4PSEnergyDeposit3D(
-                "edep", geo.n_layers, geo.n_alpha, geo.n_r, LAYER_DEPTH, ALPHA_DEPTH, R_DEPTH
-            ),
+            g4.G4PSEnergyDeposit3D("edep", geo.n_layers, geo.n_alpha, geo.n_r, *geo.depths),
         )
         scorer("outside", geo.outside_lvs, g4.G4PSEnergyDeposit("edep"))
         scorer("absorber", geo.absorber_lvs, g4.G4PSEnergyDeposit("edep"))
@@ -367,7 +362,7 @@ class Geant4Session:
             finally:
                 self._batch = None
                 if root_path is not None:
-                    self._root().close()
+                    self._root().close(keep=batch.done == n)
         if batch.done != n:
             raise SimulationError(f"Geant4 simulated {batch.done} of {n} showers")
         elapsed = time.perf_counter() - started
