@@ -215,7 +215,13 @@ def _register_builtin_kinds() -> None:
 
         return SimulateConfig
 
+    def train() -> type[BaseModel]:
+        from twinforge.training.train import TrainConfig
+
+        return TrainConfig
+
     register_kind("detector", detector)
+    register_kind("train", train)
     register_kind("simulate", simulate)
     register_kind("campaign", campaign)
     register_kind("synthetic", synthetic)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from twinforge import __version__
-from twinforge.cli import campaign, catalog, config, demo, detector, showers, simulate
+from twinforge.cli import campaign, catalog, config, demo, detector, showers, simulate, train
 from twinforge.cli._common import options, setup_logging
 
 app = typer.Typer(
@@ -44,4 +44,6 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(campaign.app, name="campaign")
 app.command(name="simulate")(simulate.simulate)
 app.command(name="convert")(simulate.convert)
+app.command(name="train")(train.train)
+app.command(name="sample")(train.sample)
 app.command(name="demo")(demo.demo)

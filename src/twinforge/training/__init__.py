@@ -1,0 +1,1 @@
+"""Training: streaming data, the Lightning module, the training run."""

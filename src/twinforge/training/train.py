@@ -1,0 +1,223 @@
+"""``twinforge train``: the training config and the run that turns shower files into a model.
+
+The run fits the transform on the training split (streaming), trains with Lightning (seeded,
+early stopping on the validation loss, cosine learning-rate schedule, gradient clipping,
+checkpoints every epoch), keeps the weights of the best validation epoch, and writes a model
+directory (safetensors + JSON) that it registers in the catalogue. Killed and started again
+with the same config, it resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+
+from twinforge import __version__
+from twinforge.config import StrictModel
+from twinforge.errors import ConfigError, TwinforgeError
+from twinforge.models.base import Surrogate, model_class
+from twinforge.models.transforms import ShowerTransform
+from twinforge.showers.file import ShowerFile
+from twinforge.training.data import ShowerStream, fit_transform
+
+__all__ = ["TrainConfig", "run_training"]
+
+log = logging.getLogger(__name__)
+
+
+class DataSpec(StrictModel):
+    files: list[str] = Field(description="shower files (same binning)")
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    chunk_events: PositiveInt = 8192
+
+    @field_validator("files")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one shower file is needed")
+        return value
+
+
+class ModelSpec(StrictModel):
+    family: str = "vae"
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransformSpec(StrictModel):
+    kind: Literal["log", "logit"] = "log"
+    eps: PositiveFloat = 1e-6
+    scale: float | Literal["auto"] = Field(
+        "auto", description="voxels are divided by scale * E_inc; auto: the mean E_vis/E_inc"
+    )
+
+
+class OptimSpec(StrictModel):
+    lr: PositiveFloat = 1e-3
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: PositiveInt = 256
+    max_steps: PositiveInt = 2000
+    max_epochs: PositiveInt = 1000
+    gradient_clip: PositiveFloat | None = 1.0
+    patience: PositiveInt = Field(20, description="epochs without validation improvement")
+
+
+class TrainConfig(StrictModel):
+    """A training run (``kind: train``)."""
+
+    kind: Literal["train"] = "train"
+    name: str = Field(description="model name (catalogue)")
+    data: DataSpec
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    transform: TransformSpec = Field(default_factory=TransformSpec)
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    seed: int = Field(0, ge=0)
+    output: str = Field("models/{name}", description="model directory to write")
+
+    def output_path(self) -> Path:
+        return Path(self.output.format(name=self.name))
+
+    def digest(self) -> str:
+        """Hash of everything that changes the result (resume only with the same digest)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_training(
+    config: TrainConfig,
+    *,
+    catalog: Any | None = None,
+    quiet: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Train, write the model directory, register it (when ``catalog`` is given); return it."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    for name in ("lightning.pytorch", "lightning.fabric"):  # hardware banners, tips
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    from twinforge.training.module import SurrogateModule
+
+    out = config.output_path()
+    if out.exists() and not overwrite:
+        raise TwinforgeError(f"{out}: already exists (--overwrite replaces it)")
+    started = dt.datetime.now(dt.UTC)
+    files = [Path(f) for f in config.data.files]
+    binning, n_voxels, pdgs, scale = _inspect(files)
+    try:
+        klass = model_class(config.model.family)
+        transform = ShowerTransform(
+            n_voxels,
+            kind=config.transform.kind,
+            eps=config.transform.eps,
+            scale=scale if config.transform.scale == "auto" else float(config.transform.scale),
+            threshold=_threshold(files[0]),
+            pdgs=pdgs,
+        )
+        model = klass(config.model.config, n_voxels, transform.n_conditions)
+    except ValueError as exc:
+        raise ConfigError(f"model config: {exc}") from None
+    fit_transform(transform, files, val_fraction=config.data.val_fraction)
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    stream = {
+        split: ShowerStream(
+            files, transform, split=split, val_fraction=config.data.val_fraction,
+            batch_size=config.optim.batch_size, chunk_events=config.data.chunk_events,
+            seed=config.seed,
+        )  # fmt: skip
+        for split in ("train", "val")
+    }
+    module = SurrogateModule(
+        model, lr=config.optim.lr, weight_decay=config.optim.weight_decay,
+        max_steps=config.optim.max_steps,
+    )  # fmt: skip
+    ckpt_dir = out.with_name(out.name + ".checkpoints") / config.digest()
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val/loss", save_last=True
+    )
+    trainer = L.Trainer(
+        max_steps=config.optim.max_steps,
+        max_epochs=config.optim.max_epochs,
+        gradient_clip_val=config.optim.gradient_clip,
+        callbacks=[checkpoint, EarlyStopping("val/loss", patience=config.optim.patience)],
+        logger=False,
+        enable_progress_bar=not quiet,
+        enable_model_summary=False,
+        deterministic=True,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+    )
+    last = ckpt_dir / "last.ckpt"
+    resume = last if last.exists() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, stream["train"], stream["val"], ckpt_path=resume, weights_only=True)
+    best = checkpoint.best_model_path or str(last)
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best_score = checkpoint.best_model_score
+    provenance = {
+        "training_files": [str(f.resolve()) for f in files],
+        "train_config": config.model_dump(mode="json"),
+        "split": {"val_fraction": config.data.val_fraction, "rule": "hash(index) < fraction"},
+        "best_val_loss": float(best_score) if best_score is not None else None,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "twinforge": __version__,
+    }
+    surrogate = Surrogate(model, transform, binning, provenance)
+    surrogate.save(out, overwrite=overwrite)
+    if catalog is not None:
+        record = catalog.add_model(
+            config.name, architecture=config.model.family, path=out, provenance=provenance
+        )
+        catalog.add_training_run(
+            model_id=record.global_id,
+            hyperparameters=config.model_dump(mode="json"),
+            metrics=metrics,
+            started_at=started,
+            finished_at=dt.datetime.now(dt.UTC),
+            provenance={"checkpoints": str(ckpt_dir)},
+        )
+    return out
+
+
+def _inspect(files: list[Path]) -> tuple[str, int, list[int], float]:
+    """Binning XML, V, particle ids and mean visible fraction of the training files."""
+    binning, n_voxels, pdgs, fractions = "", 0, set(), []
+    for path in files:
+        with ShowerFile(path) as f:
+            if f.readout is None:
+                raise TwinforgeError(f"{path}: no binning in the file; write it with twinforge")
+            xml = f.readout.to_xml()
+            if binning and xml != binning:
+                raise TwinforgeError(f"{path}: binning differs from {files[0]}")
+            binning, n_voxels = xml, f.n_voxels
+            cond, showers = f.read(0, min(f.n_events, 2000))
+            pdgs |= {int(p) for p in np.unique(cond.pdg)}
+            fractions.append(float(np.mean(showers.sum(axis=1) / cond.energy)))
+    return binning, n_voxels, sorted(pdgs), float(np.mean(fractions)) or 1.0
+
+
+def _threshold(path: Path) -> float:
+    with ShowerFile(path) as f:
+        detector = f.provenance.get("detector_config", {})
+    return float(detector.get("readout", {}).get("threshold", 0.0))
