@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from twinforge import __version__
-from twinforge.cli import campaign, catalog, config, demo, detector, showers, simulate, train
+from twinforge.cli import (
+    campaign,
+    catalog,
+    config,
+    demo,
+    detector,
+    export,
+    showers,
+    simulate,
+    train,
+)
 from twinforge.cli._common import options, setup_logging
 
 app = typer.Typer(
@@ -46,4 +56,5 @@ app.command(name="simulate")(simulate.simulate)
 app.command(name="convert")(simulate.convert)
 app.command(name="train")(train.train)
 app.command(name="sample")(train.sample)
+app.command(name="export")(export.export)
 app.command(name="demo")(demo.demo)

@@ -2,10 +2,12 @@
 
 Every family is a ``torch.nn.Module`` with three methods:
 
-- ``loss(x, c) -> dict`` with a scalar ``"loss"``: features ``x`` ``(B, V)``, conditions
-  ``c`` ``(B, C)`` (see :class:`~twinforge.models.transforms.ShowerTransform`);
+- ``loss(x, c) -> dict`` with a scalar ``"loss"``: features ``x`` ``(B, F)``, conditions
+  ``c`` ``(B, C)`` (see :class:`~twinforge.models.transforms.ShowerTransform`; ``F`` is its
+  ``n_features``: V, or the layer energies plus V for ``kind="layers"``; a model's
+  ``n_voxels`` attribute holds ``F``);
 - ``noise(n, generator) -> Tensor``: the random input of ``n`` showers;
-- ``decode(noise, c) -> Tensor``: features ``(n, V)``, a deterministic function of its inputs
+- ``decode(noise, c) -> Tensor``: features ``(n, F)``, a deterministic function of its inputs
   (what ONNX export traces).
 
 :class:`Surrogate` bundles a model with its transform and describes a trained model directory:
@@ -77,7 +79,9 @@ def model_class(family: str) -> type[GenerativeModel]:
     """
     _register_builtin_families()
     if family not in FAMILIES:
-        raise TwinforgeError(f"unknown model family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+        raise TwinforgeError(
+            f"unknown model family {family!r}; known: {', '.join(sorted(FAMILIES))}"
+        )
     return FAMILIES[family]()
 
 
@@ -206,7 +210,7 @@ class Surrogate:
             raise TwinforgeError(
                 f"{directory}: weights do not match the {header['family']} config ({first})"
             ) from None
-        if transform.n_voxels != model.n_voxels:
+        if transform.n_features != model.n_voxels:
             raise TwinforgeError(f"{directory}: transform and model disagree on the voxel count")
         model.eval()
         return cls(model, transform, header.get("binning_xml", ""), header.get("provenance", {}))

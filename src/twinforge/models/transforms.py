@@ -7,6 +7,13 @@ Showers (MeV) become network-friendly features and back:
 2. ``log``: ``y = log(u + eps)``, or ``logit`` of ``u`` squashed into (0, 1) (CaloINN style);
 3. each feature is standardised with the mean and standard deviation fitted on training data.
 
+``layers`` (CaloFlow style, the per-layer energy split) needs the readout's ``layer_offsets``
+and has ``n_layer_features + V`` features: first ``log(E_layer / (scale * E_inc) + eps)`` of
+every layer that has voxels (layers without voxels, as in CaloChallenge dataset 1, carry no
+feature), then ``logit`` of each voxel's fraction of its layer's energy (0 in a layer without
+energy), both standardised. Its inverse renormalises the fractions of each layer to sum to one,
+so the generated layer energies are kept exactly.
+
 Conditions become ``[log(E / E_ref), one-hot(pdg), theta, phi]``. The inverse clips negative
 energies to zero and applies the readout threshold, so generated showers are valid showers.
 The transform is saved as a JSON header plus float arrays (safetensors), never pickled.
@@ -14,6 +21,7 @@ The transform is saved as a JSON header plus float arrays (safetensors), never p
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,16 +46,18 @@ class ShowerTransform:
 
     Attributes:
         n_voxels: V.
-        kind: ``"log"`` or ``"logit"``.
+        kind: ``"log"``, ``"logit"`` or ``"layers"`` (see the module docstring).
         eps: regulariser of the log/logit, in units of the energy fraction.
         scale: voxel energies are divided by ``scale * E_inc`` (a sampling fraction, say).
         threshold: voxels below this (MeV) are zeroed on the way back.
         pdgs: particle ids of the one-hot condition encoding.
         energy_ref: reference energy of the log-energy condition, MeV.
+        layer_offsets: first voxel of each readout layer plus V (``Readout.offsets``); required
+            by ``kind="layers"``, unused otherwise.
     """
 
     n_voxels: int
-    kind: Literal["log", "logit"] = "log"
+    kind: Literal["log", "logit", "layers"] = "log"
     eps: float = 1e-7
     scale: float = 1.0
     threshold: float = 0.0
@@ -55,6 +65,46 @@ class ShowerTransform:
     energy_ref: float = 1e4
     mean: NDArray[np.float32] | None = None
     std: NDArray[np.float32] | None = None
+    layer_offsets: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("log", "logit", "layers"):
+            raise ValueError(f"unknown transform kind {self.kind!r}")
+        if self.layer_offsets is not None:
+            offsets = [int(o) for o in self.layer_offsets]
+            if (
+                len(offsets) < 2
+                or offsets[0] != 0
+                or offsets[-1] != self.n_voxels
+                or any(b < a for a, b in itertools.pairwise(offsets))
+            ):
+                raise ValueError(
+                    f"layer_offsets must rise from 0 to n_voxels={self.n_voxels}, got {offsets}"
+                )
+            self.layer_offsets = offsets
+        elif self.kind == "layers":
+            raise ValueError("kind='layers' needs layer_offsets (the readout's Readout.offsets)")
+
+    # ------------------------------------------------------------------ features
+    @property
+    def n_layer_features(self) -> int:
+        """Layer-energy features at the front (``kind="layers"``: layers with voxels; else 0)."""
+        return len(self._active_layers()) if self.kind == "layers" else 0
+
+    @property
+    def n_features(self) -> int:
+        """Length of the feature vector: V, plus the layer energies for ``kind="layers"``."""
+        return self.n_voxels + self.n_layer_features
+
+    def _active_layers(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` voxel ranges of the layers that have voxels."""
+        off = self.layer_offsets or [0, self.n_voxels]
+        return [(a, b) for a, b in itertools.pairwise(off) if b > a]
+
+    def _voxel_layer(self) -> NDArray[np.int64]:
+        """Index (among the active layers) of each voxel's layer, ``(V,)``."""
+        ranges = self._active_layers()
+        return np.repeat(np.arange(len(ranges)), [b - a for a, b in ranges])
 
     # ------------------------------------------------------------------ conditions
     @property
@@ -74,6 +124,28 @@ class ShowerTransform:
         cols += [conditions.theta[:, None], conditions.phi[:, None]]
         return np.concatenate(cols, axis=1).astype(np.float32)
 
+    def encode_conditions_torch(
+        self, energy: torch.Tensor, pdg: torch.Tensor, theta: torch.Tensor, phi: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`encode_conditions` as torch operations (traceable into ONNX).
+
+        Inputs ``(N,)``: energy (MeV), pdg (integer or float ids), theta and phi (rad). Returns
+        ``(N, n_conditions)`` in the dtype of ``energy``. Outside tracing, an unknown particle
+        raises as in :meth:`encode_conditions`; in a traced graph its one-hot row is all zero.
+        """
+        dtype = energy.dtype if energy.is_floating_point() else torch.float32
+        energy = energy.to(dtype)
+        cols = [torch.log(energy / self.energy_ref)[:, None]]
+        if len(self.pdgs) > 1:
+            known = torch.tensor(self.pdgs, dtype=pdg.dtype, device=pdg.device)
+            hits = pdg[:, None] == known[None, :]
+            if not torch.jit.is_tracing() and not bool(hits.any(dim=1).all()):
+                bad = int(pdg[~hits.any(dim=1)][0])
+                raise TwinforgeError(f"particle {bad} was not in the training data {self.pdgs}")
+            cols.append(hits.to(dtype))
+        cols += [theta.to(dtype)[:, None], phi.to(dtype)[:, None]]
+        return torch.cat(cols, dim=1)
+
     # ------------------------------------------------------------------ fitting
     def fit(self, showers: NDArray[np.floating], energy: NDArray[np.floating]) -> ShowerTransform:
         """Fit the per-feature standardisation on ``(N, V)`` showers (MeV), energies (MeV)."""
@@ -84,6 +156,14 @@ class ShowerTransform:
 
     def _squash(self, showers: NDArray[np.floating], energy: NDArray[np.floating]) -> NDArray:
         u = np.asarray(showers, dtype=np.float64) / (self.scale * np.asarray(energy)[:, None])
+        if self.kind == "layers":
+            layer = np.stack([u[:, a:b].sum(axis=1) for a, b in self._active_layers()], axis=1)
+            denom = layer[:, self._voxel_layer()]
+            frac = np.divide(u, denom, out=np.zeros_like(u), where=denom > 0)
+            p = self.eps + (1 - 2 * self.eps) * np.clip(frac, 0.0, 1.0)
+            return np.concatenate(
+                [np.log(np.maximum(layer, 0.0) + self.eps), np.log(p) - np.log1p(-p)], axis=1
+            )
         if self.kind == "log":
             return np.log(u + self.eps)
         p = self.eps + (1 - 2 * self.eps) * np.clip(u, 0.0, 1.0)
@@ -91,12 +171,12 @@ class ShowerTransform:
 
     # ------------------------------------------------------------------ numpy
     def forward(self, showers: NDArray[np.floating], energy: NDArray[np.floating]) -> NDArray:
-        """Showers ``(N, V)`` MeV -> features ``(N, V)`` float32."""
+        """Showers ``(N, V)`` MeV -> features ``(N, n_features)`` float32."""
         self._require_fitted()
         return ((self._squash(showers, energy) - self.mean) / self.std).astype(np.float32)
 
     def inverse(self, features: NDArray[np.floating], energy: NDArray[np.floating]) -> NDArray:
-        """Features ``(N, V)`` -> showers ``(N, V)`` float32 MeV (non-negative, thresholded)."""
+        """Features ``(N, n_features)`` -> showers ``(N, V)`` MeV, non-negative, thresholded."""
         out = self.inverse_torch(torch.as_tensor(np.asarray(features, dtype=np.float32)),
                                  torch.as_tensor(np.asarray(energy, dtype=np.float32)))  # fmt: skip
         return out.numpy()
@@ -108,14 +188,34 @@ class ShowerTransform:
         mean = torch.as_tensor(self.mean, dtype=features.dtype, device=features.device)
         std = torch.as_tensor(self.std, dtype=features.dtype, device=features.device)
         y = features * std + mean
+        if self.kind == "layers":
+            return self._threshold_torch(self._inverse_layers_torch(y, energy))
         if self.kind == "log":
             u = torch.exp(y) - self.eps
         else:
             u = (torch.sigmoid(y) - self.eps) / (1 - 2 * self.eps)
         showers = torch.clamp(u, min=0.0) * (self.scale * energy[:, None])
+        return self._threshold_torch(showers)
+
+    def _threshold_torch(self, showers: torch.Tensor) -> torch.Tensor:
         if self.threshold > 0:
             showers = torch.where(showers < self.threshold, torch.zeros_like(showers), showers)
         return showers
+
+    def _inverse_layers_torch(self, y: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+        """Unstandardised ``layers`` features -> showers (MeV) before the threshold."""
+        n_layers = self.n_layer_features
+        layer = torch.clamp(torch.exp(y[:, :n_layers]) - self.eps, min=0.0)
+        layer = layer * (self.scale * energy[:, None])  # MeV per active layer
+        frac = (torch.sigmoid(y[:, n_layers:]) - self.eps) / (1 - 2 * self.eps)
+        frac = torch.clamp(frac, min=0.0)
+        # one-hot voxel -> layer matrix: per-layer sums and their broadcast back are matmuls
+        onehot = np.zeros((self.n_voxels, n_layers), dtype=np.float32)
+        onehot[np.arange(self.n_voxels), self._voxel_layer()] = 1.0
+        member = torch.as_tensor(onehot, dtype=y.dtype, device=y.device)
+        total = frac @ member
+        per_fraction = layer / torch.clamp(total, min=1e-30)
+        return frac * (per_fraction @ member.T)
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
@@ -123,6 +223,7 @@ class ShowerTransform:
         return {
             "n_voxels": self.n_voxels, "kind": self.kind, "eps": self.eps, "scale": self.scale,
             "threshold": self.threshold, "pdgs": list(self.pdgs), "energy_ref": self.energy_ref,
+            "layer_offsets": self.layer_offsets,
         }  # fmt: skip
 
     def save(self, directory: str | Path) -> None:
@@ -149,10 +250,10 @@ class ShowerTransform:
         except (json.JSONDecodeError, TypeError, ValueError, OSError) as exc:
             raise TwinforgeError(f"{directory}: corrupt transform ({exc})") from None
         for name in _ARRAYS:
-            if name not in arrays or arrays[name].shape != (transform.n_voxels,):
+            if name not in arrays or arrays[name].shape != (transform.n_features,):
                 raise TwinforgeError(
                     f"{directory}: transform.safetensors lacks '{name}' of shape "
-                    f"({transform.n_voxels},)"
+                    f"({transform.n_features},)"
                 )
         transform.mean, transform.std = arrays["mean"], arrays["std"]
         return transform

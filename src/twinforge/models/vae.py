@@ -3,6 +3,7 @@ the incident energy (and particle, angles) by concatenation."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import torch
@@ -17,7 +18,7 @@ DEFAULTS: dict[str, Any] = {"latent_dim": 10, "hidden": [256, 128, 64], "beta": 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers += [nn.BatchNorm1d(b), nn.SiLU()]

@@ -57,9 +57,11 @@ def fit_transform(
 ) -> ShowerTransform:
     """Fit the transform's standardisation on the training split, in one streaming pass."""
     total = 0
-    s1 = np.zeros(transform.n_voxels)
-    s2 = np.zeros(transform.n_voxels)
-    for showers, energy, _ in _chunks([Path(p) for p in paths], chunk_events, "train", val_fraction):
+    s1 = np.zeros(transform.n_features)
+    s2 = np.zeros(transform.n_features)
+    for showers, energy, _ in _chunks(
+        [Path(p) for p in paths], chunk_events, "train", val_fraction
+    ):
         y = transform._squash(showers, energy)
         s1 += y.sum(axis=0)
         s2 += (y * y).sum(axis=0)

@@ -1,4 +1,24 @@
-"""One LightningModule for every family that trains on a single loss."""
+"""One LightningModule for every family: single-loss models and adversarial ones.
+
+Single-loss families (VAE, flows, flow matching) train on ``model.loss(x, c)["loss"]`` with
+automatic optimisation.
+
+Adversarial families (``model.adversarial = True``, the GAN) train with Lightning *manual*
+optimisation. Such a model defines
+
+- ``configure_optimizers(lr, weight_decay) -> list[Optimizer]`` (say ``[critic, generator]``);
+- ``adversarial_step(x, c, optimizers, step) -> dict[str, Tensor]``, where ``optimizers`` are
+  :class:`_Updater` objects, one per optimiser, whose ``step(loss)`` zeroes the gradients,
+  back-propagates with ``manual_backward``, clips the gradient norm to ``gradient_clip`` with
+  ``clip_gradients`` and steps the optimiser; ``step`` counts the training batches so far.
+
+One batch is one step of ``max_steps`` for either kind: of the updates a model makes in a
+batch, only the first is counted by Lightning (``trainer.global_step``), the others go through
+the same precision/strategy path uncounted. A model must make at least one update per batch.
+The learning-rate schedulers (cosine, as for single-loss models) step once per batch.
+Validation logs every entry of ``model.loss(x, c)`` as ``val/<name>`` for both kinds, so
+``val/loss`` (early stopping, checkpoints) exists for every family.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +32,53 @@ from twinforge.models.base import GenerativeModel
 __all__ = ["SurrogateModule"]
 
 
-class SurrogateModule(L.LightningModule):
-    """Trains ``model`` on ``model.loss(x, c)["loss"]`` with AdamW and a cosine schedule.
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
 
-    Every entry of the loss dictionary is logged per epoch as ``train/<name>`` and
-    ``val/<name>``.
+
+class _Updater:
+    """One optimiser of an adversarial model, as handed to ``model.adversarial_step``."""
+
+    def __init__(self, module: SurrogateModule, optimizer: Any) -> None:
+        self.module = module
+        self.optimizer = optimizer  # a LightningOptimizer
+
+    def step(self, loss: torch.Tensor) -> None:
+        module = self.module
+        self.optimizer.zero_grad()
+        module.manual_backward(loss)
+        if module.gradient_clip:
+            module.clip_gradients(
+                self.optimizer, gradient_clip_val=module.gradient_clip,
+                gradient_clip_algorithm="norm",
+            )  # fmt: skip
+        if not module._counted_this_batch:
+            self.optimizer.step()  # counted: trainer.global_step advances once per batch
+            module._counted_this_batch = True
+        else:
+            module.trainer.strategy.optimizer_step(self.optimizer.optimizer, _no_closure)
+
+
+def _no_closure() -> None:
+    return None
+
+
+class SurrogateModule(L.LightningModule):
+    """Trains ``model`` with AdamW and a cosine schedule (see the module docstring).
+
+    Every entry of the loss dictionary (of ``adversarial_step`` for adversarial models) is
+    logged per epoch as ``train/<name>``; every entry of ``model.loss`` as ``val/<name>``.
+
+    Args:
+        model: the network.
+        lr: learning rate (adversarial models may scale it per optimiser).
+        weight_decay: AdamW weight decay.
+        max_steps: length of the cosine schedule, in batches.
+        gradient_clip: gradient-norm clip of adversarial models (done here, as Lightning does
+            not clip under manual optimisation; pass ``Trainer(gradient_clip_val=None)``).
+            Single-loss models are clipped by the Trainer.
     """
 
     def __init__(
@@ -26,18 +88,38 @@ class SurrogateModule(L.LightningModule):
         lr: float,
         weight_decay: float,
         max_steps: int,
+        gradient_clip: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr = lr
         self.weight_decay = weight_decay
         self.max_steps = max_steps
+        self.gradient_clip = gradient_clip
+        self.adversarial = bool(getattr(model, "adversarial", False))
+        if self.adversarial:
+            self.automatic_optimization = False
+        self._counted_this_batch = False
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> Any:
+        if self.adversarial:
+            return self._adversarial_training_step(batch)
         losses = self.model.loss(*batch)
         for name, value in losses.items():
             self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch[0]))
         return losses["loss"]
+
+    def _adversarial_training_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, c = batch
+        updaters = [_Updater(self, opt) for opt in _as_list(self.optimizers())]
+        self._counted_this_batch = False
+        losses = self.model.adversarial_step(x, c, updaters, self.global_step)
+        if not self._counted_this_batch:
+            raise RuntimeError(f"{type(self.model).__name__}.adversarial_step made no update")
+        for scheduler in _as_list(self.lr_schedulers()):
+            scheduler.step()
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=len(x))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         losses = self.model.loss(*batch)
@@ -45,10 +127,21 @@ class SurrogateModule(L.LightningModule):
             self.log(f"val/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch[0]))
 
     def configure_optimizers(self) -> Any:
+        if self.adversarial:
+            optimizers = self.model.configure_optimizers(self.lr, self.weight_decay)
+            schedulers = [
+                {"scheduler": self._cosine(opt), "interval": "step"} for opt in optimizers
+            ]
+            return optimizers, schedulers
         optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, self.max_steps), eta_min=self.lr * 0.01
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._cosine(optimizer),
+                                                          "interval": "step"}}  # fmt: skip
+
+    def _cosine(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        """Cosine decay over ``max_steps`` to 1% of the optimiser's initial learning rate."""
+        base = float(optimizer.param_groups[0]["lr"])
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, self.max_steps), eta_min=base * 0.01
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -23,6 +23,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from twinforge import __version__
 from twinforge.config import StrictModel
+from twinforge.detector.readout import Readout
 from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.models.base import Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
@@ -30,6 +31,8 @@ from twinforge.showers.file import ShowerFile
 from twinforge.training.data import ShowerStream, fit_transform
 
 __all__ = ["TrainConfig", "run_training"]
+
+SPLITS = ("train", "val")
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,9 @@ class ModelSpec(StrictModel):
 
 
 class TransformSpec(StrictModel):
-    kind: Literal["log", "logit"] = "log"
+    kind: Literal["log", "logit", "layers"] = Field(
+        "log", description="feature transform; the flow family always uses 'layers'"
+    )
     eps: PositiveFloat = 1e-6
     scale: float | Literal["auto"] = Field(
         "auto", description="voxels are divided by scale * E_inc; auto: the mean E_vis/E_inc"
@@ -111,45 +116,58 @@ def run_training(
     if out.exists() and not overwrite:
         raise TwinforgeError(f"{out}: already exists (--overwrite replaces it)")
     started = dt.datetime.now(dt.UTC)
+    L.seed_everything(config.seed, workers=True, verbose=False)  # before the weights are drawn
     files = [Path(f) for f in config.data.files]
     binning, n_voxels, pdgs, scale = _inspect(files)
     try:
         klass = model_class(config.model.family)
+        kind = _transform_kind(config)
         transform = ShowerTransform(
             n_voxels,
-            kind=config.transform.kind,
+            kind=kind,
             eps=config.transform.eps,
             scale=scale if config.transform.scale == "auto" else float(config.transform.scale),
             threshold=_threshold(files[0]),
             pdgs=pdgs,
+            layer_offsets=_layer_offsets(binning) if kind == "layers" else None,
         )
-        model = klass(config.model.config, n_voxels, transform.n_conditions)
+        model_config = _with_grid(klass, _model_config(config, transform), binning, transform)
+        model = klass(model_config, transform.n_features, transform.n_conditions)
     except ValueError as exc:
         raise ConfigError(f"model config: {exc}") from None
     fit_transform(transform, files, val_fraction=config.data.val_fraction)
 
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    stream = {
-        split: ShowerStream(
-            files, transform, split=split, val_fraction=config.data.val_fraction,
-            batch_size=config.optim.batch_size, chunk_events=config.data.chunk_events,
-            seed=config.seed,
-        )  # fmt: skip
-        for split in ("train", "val")
+    options = {
+        "val_fraction": config.data.val_fraction,
+        "batch_size": config.optim.batch_size,
+        "chunk_events": config.data.chunk_events,
+        "seed": config.seed,
     }
+    stream = {split: ShowerStream(files, transform, split=split, **options) for split in SPLITS}
     module = SurrogateModule(
         model, lr=config.optim.lr, weight_decay=config.optim.weight_decay,
-        max_steps=config.optim.max_steps,
+        max_steps=config.optim.max_steps, gradient_clip=config.optim.gradient_clip,
     )  # fmt: skip
     ckpt_dir = out.with_name(out.name + ".checkpoints") / config.digest()
+    # both act after validation, so every checkpoint holds a complete epoch with its val/loss
     checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="val/loss", save_last=True
-    )
+        dirpath=ckpt_dir, filename="best", monitor="val/loss", save_last=True,
+        save_on_train_epoch_end=False,
+    )  # fmt: skip
     trainer = L.Trainer(
         max_steps=config.optim.max_steps,
         max_epochs=config.optim.max_epochs,
-        gradient_clip_val=config.optim.gradient_clip,
-        callbacks=[checkpoint, EarlyStopping("val/loss", patience=config.optim.patience)],
+        # adversarial models clip inside their manual optimisation (SurrogateModule)
+        gradient_clip_val=None if module.adversarial else config.optim.gradient_clip,
+        callbacks=[
+            checkpoint,
+            EarlyStopping(
+                "val/loss",
+                patience=config.optim.patience,
+                check_on_train_epoch_end=False,
+                strict=False,
+            ),
+        ],
         logger=False,
         enable_progress_bar=not quiet,
         enable_model_summary=False,
@@ -164,10 +182,14 @@ def run_training(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume
         trainer.fit(module, stream["train"], stream["val"], ckpt_path=resume, weights_only=True)
-    best = checkpoint.best_model_path or str(last)
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    best = checkpoint.best_model_path
+    if best and Path(best).exists():  # the weights of the best validation epoch
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    else:
+        log.warning("no validation epoch completed; keeping the final weights")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best_score = checkpoint.best_model_score
     provenance = {
@@ -215,6 +237,48 @@ def _inspect(files: list[Path]) -> tuple[str, int, list[int], float]:
             pdgs |= {int(p) for p in np.unique(cond.pdg)}
             fractions.append(float(np.mean(showers.sum(axis=1) / cond.energy)))
     return binning, n_voxels, sorted(pdgs), float(np.mean(fractions)) or 1.0
+
+
+def _layer_offsets(binning_xml: str) -> list[int]:
+    return [int(o) for o in Readout.from_xml(binning_xml).offsets]
+
+
+def _transform_kind(config: TrainConfig) -> str:
+    """The transform kind: ``layers`` for the flow family (it models the layer split)."""
+    if config.model.family != "flow":
+        return config.transform.kind
+    if "kind" in config.transform.model_fields_set and config.transform.kind != "layers":
+        raise ValueError(
+            f"the flow family needs transform kind 'layers', not {config.transform.kind!r}"
+        )
+    return "layers"
+
+
+def _model_config(config: TrainConfig, transform: ShowerTransform) -> dict[str, Any]:
+    """The model config, with the flow's ``n_layers`` filled in from the transform."""
+    model_config = dict(config.model.config)
+    if config.model.family == "flow":
+        given = model_config.setdefault("n_layers", transform.n_layer_features)
+        if given != transform.n_layer_features:
+            raise ValueError(
+                f"n_layers={given}, but the readout has {transform.n_layer_features} layers "
+                "with voxels (leave n_layers out)"
+            )
+    return model_config
+
+
+def _with_grid(
+    klass: type, model_config: dict[str, Any], binning: str, transform: ShowerTransform
+) -> dict[str, Any]:
+    """Fill ``grid`` (z, alpha, r) of a regular readout into the config of families that use
+    it (``uses_grid``, the GAN) when the user did not set it; else the family falls back to a
+    1-D sequence."""
+    if not getattr(klass, "uses_grid", False) or model_config.get("grid") is not None:
+        return model_config
+    readout = Readout.from_xml(binning)
+    if not readout.is_regular or transform.n_features != readout.n_voxels:
+        return model_config
+    return {**model_config, "grid": list(readout.grid_shape)}
 
 
 def _threshold(path: Path) -> float:

@@ -1,0 +1,151 @@
+"""CaloFlow (family "flow"): training, sampling, save/load and ONNX parity on the tiny detector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from twinforge.errors import ConfigError
+from twinforge.models import Surrogate, model_class
+from twinforge.showers import Conditions, ShowerFile
+from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+from twinforge.training.train import TrainConfig, run_training
+
+THRESHOLD = 0.01515  # tiny detector readout threshold, MeV
+ENERGIES = np.geomspace(1e3, 6.4e4, 24)
+# small, and covering both flow kinds: spline energy flow, affine shape flow (both couplings)
+SMALL = {
+    "energy_transforms": 2, "energy_hidden": [32, 32], "energy_passes": 2,
+    "shape_transforms": 2, "shape_hidden": [32, 32],
+}  # fmt: skip
+
+
+def train_config(data: Path, out: Path, **model) -> TrainConfig:
+    return TrainConfig.model_validate(
+        {
+            "name": "flow-test",
+            "data": {"files": [str(data)], "chunk_events": 400},
+            "model": {"family": "flow", "config": {**SMALL, **model}},
+            "optim": {"max_steps": 20, "batch_size": 64, "lr": 2e-3},
+            "output": str(out),
+        }
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny networks: threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    return write_synthetic_file(SyntheticConfig(detector="tiny", n_events=500, seed=4), path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
+    out = tmp_path_factory.mktemp("models") / "flow"
+    return run_training(train_config(data, out), quiet=True)
+
+
+def test_training_writes_a_flow_model(trained: Path) -> None:
+    surrogate = Surrogate.load(trained)
+    assert surrogate.family == "flow"
+    t = surrogate.transform
+    assert t.kind == "layers"
+    assert t.layer_offsets == [0, 16, 32, 48, 64, 80, 96]
+    assert surrogate.model.config["n_layers"] == t.n_layer_features == 6
+    assert surrogate.model.n_voxels == t.n_features == 102
+    assert surrogate.provenance["steps"] == 20
+    assert np.isfinite(surrogate.provenance["best_val_loss"])
+
+
+def test_samples_shapes_units_and_determinism(tmp_path: Path, trained: Path) -> None:
+    surrogate = Surrogate.load(trained)
+    a = surrogate.sample(ENERGIES, seed=3)
+    assert a.shape == (24, 96)
+    assert a.dtype == np.float32
+    assert np.isfinite(a).all()
+    assert np.all(a >= 0)
+    assert np.all((a == 0) | (a >= THRESHOLD))
+    # MeV: the visible energy is a sampling fraction of the incident energy
+    fraction = np.median(a.sum(axis=1) / ENERGIES) / surrogate.transform.scale
+    assert 0.1 < fraction < 10
+    np.testing.assert_array_equal(a, surrogate.sample(ENERGIES, seed=3))
+    assert not np.array_equal(a, surrogate.sample(ENERGIES, seed=4))
+    # save/load round trip
+    again = Surrogate.load(surrogate.save(tmp_path / "copy"))
+    np.testing.assert_array_equal(again.sample(ENERGIES, seed=3), a)
+
+
+def test_decode_inverts_both_flows(trained: Path, data: Path) -> None:
+    surrogate = Surrogate.load(trained)
+    model, t = surrogate.model, surrogate.transform
+    with ShowerFile(data) as f:
+        cond, showers = f.read(0, 32)
+    x = torch.from_numpy(t.forward(showers, cond.energy))
+    c = torch.from_numpy(t.encode_conditions(cond))
+    n = model.n_layers
+    with torch.no_grad():
+        z_energy = model.energy_flow(c).transform(x[:, :n])
+        z_shape = model.shape_flow(torch.cat([c, x[:, :n]], dim=1)).transform(x[:, n:])
+        back = model.decode(torch.cat([z_energy, z_shape], dim=1), c)
+    torch.testing.assert_close(back, x, rtol=1e-3, atol=1e-3)
+
+
+def test_loss_terms_and_gradients(trained: Path, data: Path) -> None:
+    surrogate = Surrogate.load(trained)
+    model, t = surrogate.model, surrogate.transform
+    with ShowerFile(data) as f:
+        cond, showers = f.read(0, 32)
+    x = torch.from_numpy(t.forward(showers, cond.energy))
+    c = torch.from_numpy(t.encode_conditions(cond))
+    model.train()
+    losses = model.loss(x, c)
+    assert set(losses) == {"loss", "nll_energy", "nll_shape"}
+    torch.testing.assert_close(losses["loss"], losses["nll_energy"] + losses["nll_shape"])
+    losses["loss"].backward()
+    for flow in (model.energy_flow, model.shape_flow):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in flow.parameters())
+
+
+def test_onnx_parity(tmp_path: Path, trained: Path) -> None:
+    from twinforge.inference.export import export_onnx, onnx_session, run_onnx
+
+    surrogate = Surrogate.load(trained)
+    model, t = surrogate.model, surrogate.transform
+    path = export_onnx(surrogate, tmp_path / "flow.onnx")
+    n = len(ENERGIES)  # not the export's example batch size: N is dynamic
+    z = model.noise(n, torch.Generator().manual_seed(11))
+    got = run_onnx(onnx_session(path, threads=1), z.numpy(), ENERGIES)
+    with torch.no_grad():
+        c = torch.from_numpy(t.encode_conditions(Conditions.make(ENERGIES)))
+        energy = torch.tensor(ENERGIES, dtype=torch.float32)
+        want = t.inverse_torch(model.decode(z, c), energy).numpy()
+    assert got.shape == want.shape == (n, 96)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.max()))
+
+
+def test_config_errors(tmp_path: Path, data: Path) -> None:
+    klass = model_class("flow")
+    with pytest.raises(ValueError, match="n_layers is required"):
+        klass({}, 102, 3)
+    with pytest.raises(ValueError, match="unknown flow option"):
+        klass({"n_layers": 6, "layers": 3}, 102, 3)
+    with pytest.raises(ValueError, match="shape_flow must be one of"):
+        klass({"n_layers": 6, "shape_flow": "glow"}, 102, 3)
+    config = train_config(data, tmp_path / "m").model_dump()
+    config["transform"] = {"kind": "log"}
+    with pytest.raises(ConfigError, match="needs transform kind 'layers'"):
+        run_training(TrainConfig.model_validate(config), quiet=True)
+    with pytest.raises(ConfigError, match="n_layers=5"):
+        run_training(train_config(data, tmp_path / "m", n_layers=5), quiet=True)

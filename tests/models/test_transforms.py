@@ -1,0 +1,135 @@
+"""The ``layers`` feature transform (per-layer energy split, CaloFlow style)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from twinforge.detector.config import load_detector
+from twinforge.detector.readout import Readout
+from twinforge.errors import TwinforgeError
+from twinforge.models import ShowerTransform
+from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers
+
+THRESHOLD = 0.01515
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[np.ndarray, np.ndarray, list[int]]:
+    cond = SyntheticConfig(detector="tiny", n_events=300, seed=5).conditions()
+    showers = synthetic_showers("tiny", cond, 1)
+    offsets = [int(o) for o in load_detector("tiny").binning().offsets]
+    return showers, cond.energy, offsets
+
+
+def layers_transform(offsets: list[int], **kw) -> ShowerTransform:
+    return ShowerTransform(offsets[-1], kind="layers", eps=1e-6, layer_offsets=offsets, **kw)
+
+
+def layer_sums(showers: np.ndarray, offsets: list[int]) -> np.ndarray:
+    return np.stack([showers[:, a:b].sum(axis=1) for a, b in itertools.pairwise(offsets)], axis=1)
+
+
+def test_layers_round_trip_on_tiny_showers(tiny) -> None:
+    showers, energy, offsets = tiny
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD).fit(showers, energy)
+    assert (t.n_layer_features, t.n_voxels, t.n_features) == (6, 96, 102)
+    features = t.forward(showers, energy)
+    assert features.shape == (300, 102)
+    assert features.dtype == np.float32
+    assert abs(float(features.mean())) < 0.1  # standardised
+    back = t.inverse(features, energy)
+    assert back.shape == showers.shape
+    np.testing.assert_allclose(back, showers, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer_sums(back, offsets), layer_sums(showers, offsets), rtol=1e-4)
+
+
+def test_layers_round_trip_with_empty_layers(calochallenge_dir: Path) -> None:
+    """Dataset-1 photons: 24 layers, 19 without voxels; showers with layers that got nothing."""
+    readout = Readout.from_xml(calochallenge_dir / "binning_dataset_1_photons.xml")
+    offsets = [int(o) for o in readout.offsets]
+    assert readout.n_voxels == 368
+    rng = np.random.default_rng(0)
+    n = 200
+    energy = np.exp(rng.uniform(np.log(256.0), np.log(4.2e6), n))
+    showers = rng.exponential(1.0, (n, 368)) * (rng.random((n, 368)) < 0.4)
+    showers *= (energy / showers.sum(axis=1).clip(1e-9))[:, None] * 0.9
+    showers[:20, offsets[3] : offsets[4]] = 0.0  # layer 3 empty in some events
+    showers[10:30, offsets[12] : offsets[13]] = 0.0  # and the last layer with voxels
+    showers = showers.astype(np.float32)
+
+    t = layers_transform(offsets).fit(showers, energy)
+    assert t.n_layer_features == 5  # layers 0, 1, 2, 3 and 12
+    assert t.n_features == 373
+    features = t.forward(showers, energy)
+    assert np.isfinite(features).all()
+    back = t.inverse(features, energy)
+    np.testing.assert_allclose(back, showers, rtol=1e-4, atol=1e-6 * energy.max())
+    assert np.all(back[:20, offsets[3] : offsets[4]] == 0)
+
+
+def test_layers_inverse_keeps_layer_energies(tiny) -> None:
+    """Any features decode to non-negative showers whose layers hold the decoded energies."""
+    showers, energy, offsets = tiny
+    t = layers_transform(offsets, scale=0.015).fit(showers, energy)
+    features = np.random.default_rng(1).normal(0, 2, (40, t.n_features)).astype(np.float32)
+    e = np.full(40, 1e4, dtype=np.float32)
+    out = t.inverse(features, e)
+    assert out.shape == (40, 96)
+    assert np.all(out >= 0)
+    y = features[:, :6] * t.std[:6] + t.mean[:6]
+    expected = np.clip(np.exp(y.astype(np.float64)) - t.eps, 0, None) * 0.015 * 1e4
+    np.testing.assert_allclose(layer_sums(out, offsets), expected, rtol=1e-4, atol=1e-6)
+    t.threshold = THRESHOLD
+    out = t.inverse(features, e)
+    assert np.all((out == 0) | (out >= THRESHOLD))
+
+
+def test_layers_inverse_torch_matches_numpy_and_has_gradients(tiny) -> None:
+    showers, energy, offsets = tiny
+    t = layers_transform(offsets, scale=0.015).fit(showers, energy)
+    f = torch.from_numpy(t.forward(showers[:8], energy[:8])).requires_grad_(True)
+    out = t.inverse_torch(f, torch.tensor(energy[:8], dtype=torch.float32))
+    out.sum().backward()
+    assert f.grad is not None
+    assert torch.isfinite(f.grad).all()
+    np.testing.assert_allclose(out.detach().numpy(), showers[:8], rtol=1e-4, atol=1e-5)
+
+
+def test_layers_save_load(tmp_path: Path, tiny) -> None:
+    showers, energy, offsets = tiny
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD).fit(showers, energy)
+    t.save(tmp_path)
+    again = ShowerTransform.load(tmp_path)
+    assert again.config() == t.config()
+    assert again.layer_offsets == offsets
+    assert again.n_features == 102
+    np.testing.assert_array_equal(again.forward(showers, energy), t.forward(showers, energy))
+    # arrays of V entries (a log/logit transform's) do not fit a layers transform
+    save_file({"mean": t.mean[:96], "std": t.std[:96]}, str(tmp_path / "transform.safetensors"))
+    with pytest.raises(TwinforgeError, match=r"lacks 'mean' of shape \(102,\)"):
+        ShowerTransform.load(tmp_path)
+
+
+def test_other_kinds_are_unchanged(tiny) -> None:
+    showers, energy, offsets = tiny
+    t = ShowerTransform(96, scale=0.015, layer_offsets=offsets).fit(showers, energy)
+    assert t.n_features == 96
+    assert t.n_layer_features == 0
+    assert t.forward(showers, energy).shape == (300, 96)
+
+
+def test_layers_needs_valid_offsets() -> None:
+    with pytest.raises(ValueError, match="needs layer_offsets"):
+        ShowerTransform(96, kind="layers")
+    with pytest.raises(ValueError, match="layer_offsets must rise"):
+        ShowerTransform(96, kind="layers", layer_offsets=[0, 50, 40, 96])
+    with pytest.raises(ValueError, match="layer_offsets must rise"):
+        ShowerTransform(96, kind="layers", layer_offsets=[0, 50, 95])
+    with pytest.raises(ValueError, match="unknown transform kind"):
+        ShowerTransform(96, kind="sqrt")  # type: ignore[arg-type]

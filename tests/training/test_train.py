@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from twinforge.catalog import Catalog
+from twinforge.errors import ConfigError, TwinforgeError
+from twinforge.models import Surrogate
+from twinforge.showers import ShowerFile
+from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+from twinforge.training.data import ShowerStream, fit_transform, is_validation
+from twinforge.training.train import TrainConfig, run_training
+
+
+@pytest.fixture(scope="module")
+def showers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    return write_synthetic_file(SyntheticConfig(detector="tiny", n_events=1500, seed=2), path)
+
+
+def config(path: Path, out: Path, **optim) -> TrainConfig:
+    return TrainConfig.model_validate(
+        {
+            "name": "vae-test",
+            "data": {"files": [str(path)], "chunk_events": 500},
+            "model": {"family": "vae", "config": {"latent_dim": 4, "hidden": [32, 16]}},
+            "optim": {"max_steps": 40, "batch_size": 64, **optim},
+            "output": str(out),
+        }
+    )
+
+
+def test_split_is_deterministic_and_about_right() -> None:
+    idx = np.arange(100_000)
+    val = is_validation(idx, 0.1)
+    assert 0.09 < val.mean() < 0.11
+    np.testing.assert_array_equal(val, is_validation(idx, 0.1))
+
+
+def test_stream_covers_the_split_once_per_epoch(showers_file: Path) -> None:
+    from twinforge.models import ShowerTransform
+
+    t = fit_transform(ShowerTransform(96, scale=0.015), [showers_file], val_fraction=0.2)
+    train = ShowerStream([showers_file], t, split="train", val_fraction=0.2, batch_size=100,
+                         chunk_events=400)  # fmt: skip
+    val = ShowerStream([showers_file], t, split="val", val_fraction=0.2, batch_size=100)
+    n_train = sum(len(x) for x, _ in train)
+    n_val = sum(len(x) for x, _ in val)
+    assert n_train + n_val == 1500
+    assert 0.15 < n_val / 1500 < 0.25
+    first = next(iter(train))[0]
+    assert not np.array_equal(first.numpy(), next(iter(train))[0].numpy())  # reshuffled
+
+
+def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) -> None:
+    with Catalog.open(tmp_path / "cat.sqlite") as cat:
+        out = run_training(config(showers_file, tmp_path / "m"), catalog=cat, quiet=True)
+        model = cat.find("vae-test", "models")
+        assert model is not None
+        runs = cat.list("runs")
+        assert len(runs) == 1
+        assert "val/loss" in runs[0].metrics
+    surrogate = Surrogate.load(out)
+    prov = surrogate.provenance
+    assert prov["steps"] == 40
+    assert prov["best_val_loss"] is not None
+    assert prov["split"]["val_fraction"] == 0.1
+    showers = surrogate.sample(np.geomspace(1e3, 6.4e4, 20), seed=1)
+    assert showers.shape == (20, 96)
+    assert np.all(showers >= 0)
+    # a second run with the same seed gives the same model
+    again = run_training(config(showers_file, tmp_path / "m2"), quiet=True)
+    np.testing.assert_array_equal(Surrogate.load(again).sample([1e4], seed=3),
+                                  surrogate.sample([1e4], seed=3))  # fmt: skip
+    with pytest.raises(TwinforgeError, match="already exists"):
+        run_training(config(showers_file, tmp_path / "m"), quiet=True)
+
+
+def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:
+    from twinforge.config import validate_config
+
+    with pytest.raises(ConfigError, match=r"unknown key 'optim\.lr_max'"):
+        validate_config(TrainConfig, {"name": "x", "data": {"files": ["a.h5"]},
+                                      "optim": {"lr_max": 1}}, "t")  # fmt: skip
+    with pytest.raises(ConfigError, match="at least one shower file"):
+        validate_config(TrainConfig, {"name": "x", "data": {"files": []}}, "t")
+    cfg = config(showers_file, tmp_path / "m")
+    cfg.model.config = {"latent": 3}
+    with pytest.raises(ConfigError, match="unknown VAE option"):
+        run_training(cfg, quiet=True)
+    cfg = config(tmp_path / "missing.h5", tmp_path / "m")
+    with pytest.raises(TwinforgeError, match="file not found"):
+        run_training(cfg, quiet=True)
+    assert not (tmp_path / "m").exists()
+
+
+def test_killed_training_resumes(tmp_path: Path, showers_file: Path) -> None:
+    cfg = config(showers_file, tmp_path / "m", max_steps=150, patience=1000)
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"kind": "train", **cfg.model_dump(mode="json")}))
+    cmd = [sys.executable, "-c", "from twinforge.cli import main; main()", "--quiet", "train",
+           str(path), "--catalog", str(tmp_path / "cat.sqlite")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    last = tmp_path / "m.checkpoints" / cfg.digest() / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "m").exists()  # no model directory from a killed run
+    out = run_training(cfg, quiet=True)
+    assert Surrogate.load(out).provenance["steps"] == 150
+
+
+def test_cli_train_and_sample(tmp_path: Path, showers_file: Path) -> None:
+    cfg = config(showers_file, tmp_path / "m")
+    (tmp_path / "t.yaml").write_text(
+        yaml.safe_dump({"kind": "train", **cfg.model_dump(mode="json")})
+    )
+    run = [sys.executable, "-c", "from twinforge.cli import main; main()"]
+    proc = subprocess.run([*run, "-q", "train", str(tmp_path / "t.yaml"), "--catalog",
+                           str(tmp_path / "c.sqlite")], capture_output=True, text=True,
+                          check=False, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([*run, "sample", str(tmp_path / "m"), "--energy", "1GeV:64GeV",
+                           "--n", "30", "-o", str(tmp_path / "g.h5")], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with ShowerFile(tmp_path / "g.h5") as f:
+        cond, showers = f.read()
+        assert f.provenance["simulator"] == "twinforge vae model"
+    assert showers.shape == (30, 96)
+    assert 1e3 <= cond.energy.min() <= cond.energy.max() <= 6.4e4
+    bad = [*run, "sample", str(tmp_path / "nope"), "--energy", "1GeV", "-o", str(tmp_path / "x.h5")]
+    proc = subprocess.run(bad, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert "model directory not found" in proc.stderr
