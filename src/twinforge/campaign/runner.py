@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from twinforge import __version__
 from twinforge.campaign.config import CampaignConfig, job_seed
 from twinforge.campaign.executors import make_executor
 from twinforge.campaign.jobs import JobOutcome, JobPayload, run_job, shard_matches
 from twinforge.catalog import CampaignRecord, Catalog, DatasetRecord, JobRecord, JobSpec
+from twinforge.detector.config import DetectorConfig
 from twinforge.errors import CatalogError, TwinforgeError
 from twinforge.showers.file import ShowerFile, merge_shower_files
 from twinforge.showers.io import host_tag, temporary_owner
@@ -120,6 +123,20 @@ def _job_spec(payload: JobPayload) -> JobSpec:
     )
 
 
+def _normalised(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored campaign config re-validated by this version's models, so that defaults
+    added since it was stored do not count as changes."""
+    stored = dict(stored)
+    detector = stored.pop("detector_config", None)
+    try:
+        config = CampaignConfig.model_validate(stored).model_dump(mode="json")
+        if detector is not None:
+            detector = DetectorConfig.model_validate(detector).model_dump(mode="json")
+    except ValidationError:
+        return {**stored, "detector_config": detector}
+    return {**config, "detector_config": detector}
+
+
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in _RUNTIME_KEYS}
 
@@ -150,10 +167,11 @@ def open_campaign(
     else:
         assert isinstance(stored, CampaignRecord)
         record = stored
-        if _comparable(record.config) != _comparable(wanted):
+        before = _normalised(record.config)
+        if _comparable(before) != _comparable(wanted):
             changed = sorted(
-                k for k in set(record.config) | set(wanted)
-                if k not in _RUNTIME_KEYS and record.config.get(k) != wanted.get(k)
+                k for k in set(before) | set(wanted)
+                if k not in _RUNTIME_KEYS and before.get(k) != wanted.get(k)
             )  # fmt: skip
             raise CatalogError(
                 f"campaign {config.name!r} ({record.global_id}) exists with a different config "

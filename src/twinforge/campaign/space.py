@@ -55,12 +55,52 @@ def particle_pdg(particle: str | int) -> int:
         ) from None
 
 
-class EnergyRange(StrictModel):
-    """Incident energy: ``values`` (MeV or text with units) or ``min``/``max`` + distribution."""
+class _Range(StrictModel):
+    """A dimension given as a list of ``values`` or as a ``min``/``max`` range."""
 
     values: list[float] | None = None
     min: float | None = None
     max: float | None = None
+    distribution: Literal["log-uniform", "uniform"] = "uniform"
+
+    @model_validator(mode="after")
+    def _check(self) -> _Range:
+        if self.values is not None:
+            if self.min is not None or self.max is not None:
+                raise ValueError("give either 'values' or 'min'/'max', not both")
+            if not self.values:
+                raise ValueError("'values' is empty")
+        elif self.min is None or self.max is None:
+            raise ValueError("give 'values' or both 'min' and 'max'")
+        elif self.max < self.min:
+            raise ValueError(f"max ({self.max}) < min ({self.min})")
+        return self
+
+    def grid(self, points: int) -> np.ndarray:
+        """The values, or ``points`` values spanning the range (log-spaced if log-uniform)."""
+        if self.values is not None:
+            return np.asarray(self.values, dtype=np.float64)
+        assert self.min is not None and self.max is not None
+        points = points if self.max > self.min else 1
+        if self.distribution == "log-uniform":
+            return np.geomspace(self.min, self.max, points)
+        return np.linspace(self.min, self.max, points)
+
+    def map_unit(self, u: np.ndarray) -> np.ndarray:
+        """Map uniform numbers in [0, 1) onto the values or the range's distribution."""
+        if self.values is not None:
+            vals = np.asarray(self.values)
+            return vals[np.minimum((u * len(vals)).astype(int), len(vals) - 1)]
+        assert self.min is not None and self.max is not None
+        if self.distribution == "log-uniform":
+            return np.exp(np.log(self.min) + u * (np.log(self.max) - np.log(self.min)))
+        return self.min + u * (self.max - self.min)
+
+
+class EnergyRange(_Range):
+    """Incident energy in MeV (text with units accepted): ``values`` or ``min``/``max`` with a
+    ``log-uniform`` (default) or ``uniform`` distribution."""
+
     distribution: Literal["log-uniform", "uniform"] = "log-uniform"
 
     @field_validator("values", mode="before")
@@ -76,70 +116,9 @@ class EnergyRange(StrictModel):
     def _bound(cls, value: object) -> object:
         return None if value is None else parse_energy(value)  # type: ignore[arg-type]
 
-    @model_validator(mode="after")
-    def _check(self) -> EnergyRange:
-        if self.values is not None:
-            if self.min is not None or self.max is not None:
-                raise ValueError("give either 'values' or 'min'/'max', not both")
-            if not self.values:
-                raise ValueError("'values' is empty")
-        elif self.min is None or self.max is None:
-            raise ValueError("give 'values' or both 'min' and 'max'")
-        elif self.max < self.min:
-            raise ValueError(f"max ({self.max} MeV) < min ({self.min} MeV)")
-        return self
 
-    def grid(self, points: int) -> np.ndarray:
-        if self.values is not None:
-            return np.asarray(self.values, dtype=np.float64)
-        assert self.min is not None and self.max is not None
-        if self.distribution == "log-uniform":
-            return np.geomspace(self.min, self.max, points)
-        return np.linspace(self.min, self.max, points)
-
-    def map_unit(self, u: np.ndarray) -> np.ndarray:
-        """Map uniform numbers in [0, 1) to energies (MeV)."""
-        if self.values is not None:
-            vals = np.asarray(self.values)
-            return vals[np.minimum((u * len(vals)).astype(int), len(vals) - 1)]
-        assert self.min is not None and self.max is not None
-        if self.distribution == "log-uniform":
-            return np.exp(np.log(self.min) + u * (np.log(self.max) - np.log(self.min)))
-        return self.min + u * (self.max - self.min)
-
-
-class AngleRange(StrictModel):
-    """An angle in rad: ``values`` or a uniform ``min``/``max`` range."""
-
-    values: list[float] | None = None
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> AngleRange:
-        if self.values is not None:
-            if self.min is not None or self.max is not None:
-                raise ValueError("give either 'values' or 'min'/'max', not both")
-            if not self.values:
-                raise ValueError("'values' is empty")
-        elif self.min is None or self.max is None:
-            raise ValueError("give 'values' or both 'min' and 'max'")
-        elif self.max < self.min:
-            raise ValueError(f"max ({self.max}) < min ({self.min})")
-        return self
-
-    def grid(self, points: int) -> np.ndarray:
-        if self.values is not None:
-            return np.asarray(self.values, dtype=np.float64)
-        assert self.min is not None and self.max is not None
-        return np.linspace(self.min, self.max, points if self.max > self.min else 1)
-
-    def map_unit(self, u: np.ndarray) -> np.ndarray:
-        if self.values is not None:
-            vals = np.asarray(self.values)
-            return vals[np.minimum((u * len(vals)).astype(int), len(vals) - 1)]
-        assert self.min is not None and self.max is not None
-        return self.min + u * (self.max - self.min)
+class AngleRange(_Range):
+    """An angle in rad: ``values`` or a ``min``/``max`` range (uniform by default)."""
 
 
 class ParameterSpace(StrictModel):
