@@ -145,3 +145,12 @@ def test_cli_train_and_sample(tmp_path: Path, showers_file: Path) -> None:
     proc = subprocess.run(bad, capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert "model directory not found" in proc.stderr
+
+
+def test_losses_are_logged_per_epoch(tmp_path: Path, showers_file: Path) -> None:
+    out = run_training(config(showers_file, tmp_path / "m", max_steps=60), quiet=True)
+    history = Surrogate.load(out).provenance["history"]
+    assert len(history) >= 2
+    assert [h["epoch"] for h in history] == list(range(len(history)))
+    # the last epoch may stop at max_steps before its validation pass
+    assert all("train/loss" in h and "val/loss" in h for h in history[:-1])

@@ -9,6 +9,7 @@ with the same config, it resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
@@ -106,6 +107,7 @@ def run_training(
     """Train, write the model directory, register it (when ``catalog`` is given); return it."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
 
     for name in ("lightning.pytorch", "lightning.fabric"):  # hardware banners, tips
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -168,7 +170,7 @@ def run_training(
                 strict=False,
             ),
         ],
-        logger=False,
+        logger=CSVLogger(ckpt_dir, name="", version="log"),  # per-epoch losses: metrics.csv
         enable_progress_bar=not quiet,
         enable_model_summary=False,
         deterministic=True,
@@ -184,6 +186,7 @@ def run_training(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume
         trainer.fit(module, stream["train"], stream["val"], ckpt_path=resume, weights_only=True)
+    history = ckpt_dir / "log" / "metrics.csv"
     best = checkpoint.best_model_path
     if best and Path(best).exists():  # the weights of the best validation epoch
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -198,6 +201,7 @@ def run_training(
         "split": {"val_fraction": config.data.val_fraction, "rule": "hash(index) < fraction"},
         "best_val_loss": float(best_score) if best_score is not None else None,
         "epochs": trainer.current_epoch,
+        "history": _history(history),  # per-epoch train/val losses
         "steps": trainer.global_step,
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -217,9 +221,24 @@ def run_training(
             metrics=metrics,
             started_at=started,
             finished_at=dt.datetime.now(dt.UTC),
-            provenance={"checkpoints": str(ckpt_dir)},
+            provenance={"checkpoints": str(ckpt_dir), "loss_history": str(history)},
         )
     return out
+
+
+def _history(path: Path) -> list[dict[str, float]]:
+    """Lightning's metrics.csv as one dict per epoch (train and val rows merged)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    epochs: dict[int, dict[str, float]] = {}
+    for row in rows:
+        if not row.get("epoch"):
+            continue
+        entry = epochs.setdefault(int(float(row["epoch"])), {})
+        entry.update({k: float(v) for k, v in row.items() if v not in ("", None) and k != "epoch"})
+    return [{"epoch": e, **values} for e, values in sorted(epochs.items())]
 
 
 def _inspect(files: list[Path]) -> tuple[str, int, list[int], float]:
