@@ -20,7 +20,9 @@ def assert_user_error(result, *fragments: str) -> None:
 
 
 def test_help_everywhere(twinforge: Run) -> None:
-    for args in [(), ("config",), ("detector",), ("showers",), ("catalog",), ("demo",)]:
+    groups = ["config", "detector", "showers", "catalog", "campaign"]
+    commands = ["simulate", "convert", "train", "sample", "export", "demo"]
+    for args in [(), *[(g,) for g in groups], *[(c,) for c in commands]]:
         result = twinforge(*args, "--help")
         assert result.returncode == 0, result.stderr
         assert "Usage" in result.stdout
