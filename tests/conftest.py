@@ -31,3 +31,14 @@ def calochallenge_dir() -> Path:
 def _isolated_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch a user's catalogue: every test gets its own default location."""
     monkeypatch.setenv("TWINFORGE_CATALOG", str(tmp_path / "catalog.sqlite"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks: torch intra-op threads only add contention on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,13 +18,7 @@ THRESHOLD = 0.01515  # MeV, the tiny detector's readout threshold
 ENERGIES = np.geomspace(1e3, 6.4e4, 12)  # MeV
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: intra-op threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

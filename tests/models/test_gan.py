@@ -24,13 +24,7 @@ SMALL = {
 ENERGIES = [1e3, 4e3, 1.6e4, 6.4e4]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> object:
-    """Tiny convolutions: one thread is faster than two on a shared machine (no spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
