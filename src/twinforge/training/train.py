@@ -42,6 +42,9 @@ class DataSpec(StrictModel):
     files: list[str] = Field(description="shower files (same binning)")
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     chunk_events: PositiveInt = 8192
+    cache_gb: float = Field(
+        4.0, ge=0.0, description="keep a split's features in memory when they fit (0: stream)"
+    )
 
     @field_validator("files")
     @classmethod
@@ -72,6 +75,9 @@ class OptimSpec(StrictModel):
     batch_size: PositiveInt = 256
     max_steps: PositiveInt = 2000
     max_epochs: PositiveInt = 1000
+    max_minutes: PositiveFloat | None = Field(
+        None, description="wall-clock budget of the fit; stops after the running epoch"
+    )
     gradient_clip: PositiveFloat | None = 1.0
     patience: PositiveInt = Field(20, description="epochs without validation improvement")
 
@@ -144,6 +150,7 @@ def run_training(
         "batch_size": config.optim.batch_size,
         "chunk_events": config.data.chunk_events,
         "seed": config.seed,
+        "cache_bytes": int(config.data.cache_gb * 2**30),
     }
     stream = {split: ShowerStream(files, transform, split=split, **options) for split in SPLITS}
     module = SurrogateModule(
@@ -159,6 +166,9 @@ def run_training(
     trainer = L.Trainer(
         max_steps=config.optim.max_steps,
         max_epochs=config.optim.max_epochs,
+        max_time=(
+            dt.timedelta(minutes=config.optim.max_minutes) if config.optim.max_minutes else None
+        ),
         # adversarial models clip inside their manual optimisation (SurrogateModule)
         gradient_clip_val=None if module.adversarial else config.optim.gradient_clip,
         callbacks=[
