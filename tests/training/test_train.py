@@ -60,6 +60,26 @@ def test_stream_covers_the_split_once_per_epoch(showers_file: Path) -> None:
     assert not np.array_equal(first.numpy(), next(iter(train))[0].numpy())  # reshuffled
 
 
+def test_cached_stream_gives_the_same_events_as_streaming(showers_file: Path) -> None:
+    from twinforge.models import ShowerTransform
+
+    t = fit_transform(ShowerTransform(96, scale=0.015), [showers_file], val_fraction=0.2)
+    opts = {"split": "train", "val_fraction": 0.2, "batch_size": 64, "chunk_events": 400}
+    plain = ShowerStream([showers_file], t, **opts)
+    cached = ShowerStream([showers_file], t, cache_bytes=2**30, **opts)
+    tiny = ShowerStream([showers_file], t, cache_bytes=1000, **opts)  # does not fit: streams
+
+    def rows(stream: ShowerStream) -> np.ndarray:
+        x = np.concatenate([b.numpy() for b, _ in stream])
+        return x[np.lexsort(x.T[::-1])]
+
+    reference = rows(plain)
+    np.testing.assert_array_equal(rows(cached), reference)  # first pass fills the cache
+    assert cached._cached is not None
+    np.testing.assert_array_equal(rows(cached), reference)  # second pass: from memory
+    rows(tiny)
+    assert tiny._cached is None
+
 def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) -> None:
     with Catalog.open(tmp_path / "cat.sqlite") as cat:
         out = run_training(config(showers_file, tmp_path / "m"), catalog=cat, quiet=True)
