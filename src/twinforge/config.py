@@ -220,7 +220,13 @@ def _register_builtin_kinds() -> None:
 
         return TrainConfig
 
+    def validation() -> type[BaseModel]:
+        from twinforge.validation.suite import ValidationConfig
+
+        return ValidationConfig
+
     register_kind("detector", detector)
+    register_kind("validation", validation)
     register_kind("train", train)
     register_kind("simulate", simulate)
     register_kind("campaign", campaign)

@@ -1,0 +1,862 @@
+"""The validation suite: every metric, overall, per incident-energy bin, and the noise floor.
+
+:func:`run_validation` compares generated showers with reference (Geant4) showers and returns a
+:class:`ValidationResult` whose ``metrics`` is a JSON-able dict::
+
+    {"format": "twinforge-validation", "format_version": 1,
+     "reference": {"path": str | None, "n_showers": int, "provenance": {...}},
+     "generated": {... same},
+     "readout": {"n_layers": L, "n_voxels": V, "calochallenge_dataset": "2" | ... | None,
+                 "description": str},
+     "config": {... ValidationConfig ...},
+     "overall": METRICS,
+     "per_energy": [{"energy_range_mev": [lo, hi], "label": "E 1-2 GeV", "n_reference": int,
+                     "n_generated": int, "metrics": METRICS}, ...],
+     "noise_floor": {"n_half": int, "overall": METRICS, "per_energy": [...]} | None,
+     "skipped": [{"metric": str, "scope": str, "reason": str}],
+     "warnings": [str],
+     "timing_s": {"observables": float, "separation": float, "classifier_low": float, ...}}
+
+    METRICS = {"separation": {"e_ratio": float, "layer_energy": [L], "centre_x": [L],
+                              "centre_y": [L], "width_x": [L], "width_y": [L], "sparsity": [L],
+                              "voxel_spectrum": float, "radial": float,
+                              "summary": {name: float (mean over layers for per-layer ones)}},
+               "classifier_low": {"auc", "jsd", "accuracy", "n_train", "n_test", "best_epoch",
+                                  "epochs_run"},
+               "classifier_high": {same},
+               "fpd": {"value": float, "error": float}, "kpd": {"value": float, "error": float}}
+
+A metric that could not be computed is absent from its METRICS and listed in ``skipped`` with
+the reason (for example how many showers it needs). Undefined numbers (a layer without voxels,
+a histogram without entries) are ``null``. FPD and KPD are raw values (CaloChallenge tables
+quote them x 1e3).
+
+Choices, stated once:
+
+* Separation power (:mod:`twinforge.validation.metrics`): bins are set by the reference of each
+  scope (the energy bin's reference showers; half A for the noise floor) over its central
+  99.8 % range; outliers of either sample go to the end bins; both histograms are normalised.
+  Bins: E_tot/E_inc 100 linear, layer energies 40 log, centres and widths 100 linear, voxel
+  spectrum 50 log (non-zero voxels), sparsity one bin per possible value (layers up to 100
+  voxels) or 50 linear bins over [0, 1]. ``radial`` compares the energy-weighted radial
+  distributions (summed radial profiles) over the readout's r bins. Empty-layer NaNs are left
+  out. CaloChallenge uses fixed ranges per dataset, so values are comparable in spirit, not to
+  the digit.
+* Energy bins: ``energy_bins: n`` gives n log-spaced bins over the reference's energy range; a
+  list gives the edges (MeV). A bin holds ``lo <= E < hi`` (the last bin also ``E == hi``).
+  Generated energies outside the reference range count in ``overall`` only, with a warning.
+* Classifier per energy bin: the classifier is trained once on all energies; each bin reports
+  AUC/JSD/accuracy of the calibrated held-out predictions whose incident energy lies in the bin
+  (``n_test`` counts them; ``n_train`` is the overall training size).
+* Noise floor: the reference is split in two random halves (seeded by ``seed``) and the same
+  metrics run half vs half, classifiers at the same config. This is the value of a *perfect*
+  generator at N/2 vs N/2 showers; finite-sample terms (separation power ~ bins / N, the FPD
+  extrapolation, the classifier's noise) are larger there than at N vs N, so a generated
+  sample at or below the floor is indistinguishable from the reference at this statistics.
+* FPD and KPD (:mod:`twinforge.validation.metrics`, jetnet definitions) run on
+  :meth:`~twinforge.validation.observables.Observables.high_level_matrix`, as the CaloChallenge
+  evaluation does. jetnet's batch sizes (FPD 20k-50k, KPD 5k) are capped by the showers a scope
+  has, n = min(N_ref, N_gen): FPD batch sizes run from min(20k, n/2) to min(50k, n) (bootstrap
+  batches larger than the sample would only repeat showers), KPD batches hold min(5k, n). The
+  KPD kernel is jetnet's quartic ``(x.y/d + 1)^4`` (``distances.kpd_degree``; the KID
+  literature uses 3).
+* Threads: NumPy's BLAS runs single-threaded inside the suite (``blas_threads``), torch with
+  its own setting (``ClassifierConfig.threads``). ``timing_s`` has one entry per metric, the
+  same prefixed ``noise_floor_``, ``noise_floor`` (all of it) and ``total``.
+* ``calochallenge_dataset`` is set when the readout's structure (number of layers, and per layer
+  the numbers of angular and radial bins) equals that of an official CaloChallenge 2022 binning
+  ("1-photons", "1-pions", "3"); "2" also requires the r edges of dataset 2 (the "siw" preset).
+  The XML files themselves are not needed at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+from threadpoolctl import threadpool_limits
+
+from twinforge._json import json_default
+from twinforge.config import StrictModel
+from twinforge.detector.readout import Readout
+from twinforge.errors import TwinforgeError
+from twinforge.validation import metrics as M
+from twinforge.validation.classifier import (
+    MIN_PER_CLASS_IN_BIN,
+    ClassifierConfig,
+    ClassifierResult,
+    classifier_scores,
+    low_level_features,
+    min_showers_for_classifier,
+    train_classifier,
+)
+from twinforge.validation.observables import (
+    Observables,
+    ValidationInputError,
+    check_inputs,
+    compute_observables,
+    energy_label,
+    voxel_spectrum,
+)
+
+__all__ = [
+    "ALL_METRICS",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "DistanceConfig",
+    "ValidationConfig",
+    "ValidationResult",
+    "calochallenge_dataset",
+    "energy_bin_edges",
+    "run_validation",
+    "validate_files",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "twinforge-validation"
+FORMAT_VERSION = 1
+MetricName = Literal["separation", "classifier_low", "classifier_high", "fpd", "kpd"]
+ALL_METRICS: tuple[MetricName, ...] = (
+    "separation",
+    "classifier_low",
+    "classifier_high",
+    "fpd",
+    "kpd",
+)
+PER_LAYER = ("layer_energy", "centre_x", "centre_y", "width_x", "width_y", "sparsity")
+
+MIN_SEPARATION = 10
+"""Showers of each sample needed for separation powers."""
+MIN_KPD = 50
+"""Showers of each sample needed for KPD."""
+MIN_FPD = 100
+"""Showers of each sample needed for FPD, at least; also twice the number of features."""
+
+_BINS = {"e_ratio": 100, "layer_energy": 40, "centre": 100, "width": 100, "voxel_spectrum": 50}
+_SPARSITY_BINS = 50
+
+Progress = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------- configuration
+class DistanceConfig(StrictModel):
+    """FPD and KPD settings (jetnet defaults; batch sizes are capped by the sample sizes)."""
+
+    fpd_min_samples: PositiveInt = Field(20_000, description="smallest FPD batch (jetnet)")
+    fpd_max_samples: PositiveInt = Field(50_000, description="largest FPD batch (jetnet)")
+    fpd_batches: PositiveInt = Field(20, description="bootstrap batches per batch size")
+    fpd_points: int = Field(10, ge=2, description="batch sizes, regular in 1/N")
+    kpd_batches: PositiveInt = 10
+    kpd_batch_size: PositiveInt = 5_000
+    kpd_degree: PositiveInt = Field(4, description="polynomial kernel degree (jetnet: 4)")
+
+
+class ValidationConfig(StrictModel):
+    """What the suite runs and with which budget (YAML ``kind: validation``)."""
+
+    kind: Literal["validation"] = "validation"
+    classifier: ClassifierConfig = Field(
+        default_factory=ClassifierConfig, description="low-level (voxel) classifier"
+    )
+    high_classifier: ClassifierConfig = Field(
+        default_factory=ClassifierConfig, description="high-level (observables) classifier"
+    )
+    energy_bins: NonNegativeInt | list[float] = Field(
+        5,
+        description="n log-spaced bins over the reference range, or the bin edges in MeV; "
+        "0: no per-energy breakdown",
+    )
+    noise_floor: bool = Field(True, description="also compare two halves of the reference")
+    metrics: list[MetricName] = Field(default_factory=lambda: list(ALL_METRICS))
+    distances: DistanceConfig = Field(default_factory=DistanceConfig)
+    seed: int = Field(0, ge=0, description="noise-floor split and FPD/KPD batches")
+    blas_threads: PositiveInt | None = Field(
+        1,
+        description="NumPy BLAS threads for observables, separation, FPD and KPD (None: the "
+        "library default). 1 by default: multi-threaded OpenBLAS on small matrices is slower, "
+        "and on an oversubscribed machine up to 1000x slower; the classifiers use torch threads",
+    )
+
+    @field_validator("energy_bins")
+    @classmethod
+    def _edges(cls, value: int | list[float]) -> int | list[float]:
+        if isinstance(value, list):
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.size < 2 or not np.all(np.isfinite(arr)) or arr[0] <= 0:
+                raise ValueError("energy bin edges need at least two finite values > 0 MeV")
+            if np.any(np.diff(arr) <= 0):
+                raise ValueError(f"energy bin edges must increase, got {value}")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class ValidationResult:
+    """Metrics (JSON-able dict, schema in the module docstring) and the observables behind them.
+
+    ``classifiers`` keeps the full :class:`~twinforge.validation.classifier.ClassifierResult`
+    objects (held-out predictions, training history) under ``"classifier_low"``,
+    ``"classifier_high"`` and ``"noise_floor/classifier_low"`` etc., for plots.
+    """
+
+    metrics: dict[str, Any]
+    reference: Observables
+    generated: Observables
+    classifiers: dict[str, ClassifierResult] = field(default_factory=dict)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The metrics as JSON text (undefined numbers are ``null``)."""
+        return json.dumps(self.metrics, indent=indent, allow_nan=False, default=json_default)
+
+
+# --------------------------------------------------------------------------- helpers
+def calochallenge_dataset(readout: Readout) -> str | None:
+    """ "1-photons", "1-pions", "2" or "3" when ``readout`` has that CaloChallenge binning
+    structure (see the module docstring), else None."""
+    structure = tuple((layer.n_alpha, layer.n_r) for layer in readout.layers)
+    for name, runs in _CALOCHALLENGE_STRUCTURES.items():
+        if structure == tuple(item for value, count in runs for item in [value] * count):
+            if name != "2":
+                return name
+            edges = readout.layers[0].r_edges
+            if readout.is_regular and np.allclose(edges, _DS2_R_EDGES, atol=1e-6):
+                return name
+    return None
+
+
+_CALOCHALLENGE_STRUCTURES: dict[str, tuple[tuple[tuple[int, int], int], ...]] = {
+    # per layer (n_alpha, n_r), run-length encoded, from the official binning_dataset_*.xml
+    "1-photons": (((1, 8), 1), ((10, 16), 1), ((10, 19), 1), ((1, 5), 1), ((1, 0), 8),
+                  ((1, 5), 1), ((1, 0), 11)),
+    "1-pions": (((1, 8), 1), ((10, 10), 2), ((1, 5), 1), ((1, 0), 8), ((10, 15), 1),
+                ((10, 16), 1), ((1, 10), 1), ((1, 0), 9)),
+    "2": (((16, 9), 45),),
+    "3": (((50, 18), 45),),
+}  # fmt: skip
+_DS2_R_EDGES = np.arange(10) * 4.65  # mm, CaloChallenge dataset 2 (= the "siw" preset)
+
+
+def energy_bin_edges(
+    spec: int | Sequence[float], reference_energy: ArrayLike
+) -> NDArray[np.float64]:
+    """Incident-energy bin edges (MeV) from a config value (see :class:`ValidationConfig`)."""
+    if not isinstance(spec, int):
+        return np.asarray(spec, dtype=np.float64)
+    if spec == 0:
+        return np.empty(0)
+    e = np.asarray(reference_energy, dtype=np.float64)
+    lo, hi = float(e.min()), float(e.max())
+    if hi <= lo * (1 + 1e-9):
+        return np.array([lo, hi])
+    return np.geomspace(lo, hi, spec + 1)
+
+
+def _in_bin(energy: NDArray[np.float64], edges: NDArray[np.float64], i: int) -> NDArray[np.bool_]:
+    lo, hi = edges[i], edges[i + 1]
+    if i == len(edges) - 2:
+        return (energy >= lo) & (energy <= hi)
+    return (energy >= lo) & (energy < hi)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-able copy: NumPy scalars/arrays to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else math.nan
+
+
+class _Run:
+    """Book-keeping of one suite run: skipped metrics, warnings, timings, progress."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.skipped: list[dict[str, str]] = []
+        self.warnings: list[str] = []
+        self.timing: dict[str, float] = {}
+
+    def say(self, message: str) -> None:
+        log.info(message)
+        if self.progress is not None:
+            self.progress(message)
+
+    def skip(self, metric: str, scope: str, reason: str) -> None:
+        log.info("skipped %s (%s): %s", metric, scope, reason)
+        self.skipped.append({"metric": metric, "scope": scope, "reason": reason})
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+    @contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timing[key] = self.timing.get(key, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class _Side:
+    """One sample of a comparison: observables, high-level matrix, showers and index into them."""
+
+    obs: Observables
+    hlf: NDArray[np.float64]
+    showers: NDArray[np.floating]
+    index: NDArray[np.int64]  # rows of ``showers`` (and of the full-sample arrays)
+
+    def take(self, mask: NDArray[np.bool_]) -> _Side:
+        return _Side(self.obs.subset(mask), self.hlf[mask], self.showers, self.index[mask])
+
+    @property
+    def n(self) -> int:
+        return int(self.index.size)
+
+
+# --------------------------------------------------------------------------- metric blocks
+def _separation(ref: _Side, gen: _Side) -> dict[str, Any]:
+    """All separation powers of one scope (histogram bins from ``ref``)."""
+    r, g = ref.obs, gen.obs
+    out: dict[str, Any] = {}
+    out["e_ratio"] = M.histogram_separation(
+        r.e_ratio, g.e_ratio, M.reference_edges(r.e_ratio, _BINS["e_ratio"])
+    )
+    with_voxels = r.layers_with_voxels
+    in_alpha = r.layers_binned_in_alpha
+    n_vox = r.layer_n_voxels if r.layer_n_voxels is not None else np.full(r.n_layers, 101)
+    per_layer: dict[str, list[float]] = {name: [] for name in PER_LAYER}
+    for k in range(r.n_layers):
+        if not with_voxels[k]:
+            for name in PER_LAYER:
+                per_layer[name].append(math.nan)
+            continue
+        col = slice(k, k + 1)
+        per_layer["layer_energy"].append(
+            M.histogram_separation(
+                r.layer_energy[:, col],
+                g.layer_energy[:, col],
+                M.reference_edges(r.layer_energy[:, col], _BINS["layer_energy"], "log"),
+            )
+        )
+        for name, nbins in (("centre_x", "centre"), ("centre_y", "centre"),
+                            ("width_x", "width"), ("width_y", "width")):  # fmt: skip
+            if not in_alpha[k]:
+                per_layer[name].append(math.nan)
+                continue
+            a, b = getattr(r, name)[:, col], getattr(g, name)[:, col]
+            per_layer[name].append(M.histogram_separation(a, b, M.reference_edges(a, _BINS[nbins])))
+        edges = (
+            M.discrete_edges(int(n_vox[k]))
+            if n_vox[k] <= 100
+            else np.linspace(0.0, 1.0, _SPARSITY_BINS + 1)
+        )
+        per_layer["sparsity"].append(
+            M.histogram_separation(r.sparsity[:, col], g.sparsity[:, col], edges)
+        )
+    out.update(per_layer)
+    spec_ref = voxel_spectrum(ref.showers[ref.index])
+    spec_gen = voxel_spectrum(gen.showers[gen.index])
+    out["voxel_spectrum"] = M.histogram_separation(
+        spec_ref, spec_gen, M.reference_edges(spec_ref, _BINS["voxel_spectrum"], "log")
+    )
+    out["radial"] = M.weighted_separation(r.radial, g.radial)
+    summary = {"e_ratio": out["e_ratio"]}
+    summary.update({name: _nanmean(per_layer[name]) for name in PER_LAYER})
+    summary.update({"voxel_spectrum": out["voxel_spectrum"], "radial": out["radial"]})
+    out["summary"] = summary
+    return out
+
+
+def _fpd_kpd(
+    ref: _Side, gen: _Side, which: str, config: ValidationConfig, scope: str, run: _Run
+) -> dict[str, float] | None:
+    d = config.distances
+    n = min(ref.n, gen.n)
+    n_features = ref.hlf.shape[1]
+    if which == "fpd":
+        need = max(MIN_FPD, 2 * n_features)
+        if n < need:
+            run.skip(
+                "fpd",
+                scope,
+                f"FPD needs at least {need} showers in each sample (twice the {n_features} "
+                f"high-level features, and >= {MIN_FPD}); has {ref.n} reference and {gen.n} "
+                "generated",
+            )
+            return None
+        max_s = min(d.fpd_max_samples, n)
+        min_s = min(d.fpd_min_samples, max(max_s // 2, 2))
+        value, error = M.fpd(
+            ref.hlf,
+            gen.hlf,
+            min_samples=min_s,
+            max_samples=max_s,
+            num_batches=d.fpd_batches,
+            num_points=d.fpd_points,
+            seed=config.seed,
+        )
+    else:
+        if n < MIN_KPD:
+            run.skip(
+                "kpd",
+                scope,
+                f"KPD needs at least {MIN_KPD} showers in each sample; has {ref.n} reference "
+                f"and {gen.n} generated",
+            )
+            return None
+        value, error = M.kpd(
+            ref.hlf,
+            gen.hlf,
+            num_batches=d.kpd_batches,
+            batch_size=min(d.kpd_batch_size, n),
+            degree=d.kpd_degree,
+            seed=config.seed,
+        )
+    return {"value": value, "error": error}
+
+
+def _classifier(
+    ref: _Side,
+    gen: _Side,
+    which: str,
+    config: ValidationConfig,
+    scope: str,
+    run: _Run,
+    full_ref: NDArray[np.floating],
+    full_gen: NDArray[np.floating],
+) -> ClassifierResult | None:
+    """Train the ``which`` classifier on the rows ``ref.index``/``gen.index`` of the features."""
+    cfg = config.classifier if which == "classifier_low" else config.high_classifier
+    need = min_showers_for_classifier(cfg)
+    if min(ref.n, gen.n) < need:
+        run.skip(
+            which,
+            scope,
+            f"the classifier needs at least {need} showers in each sample (50 per class in "
+            f"each of the train/selection/held-out splits); has {ref.n} reference and "
+            f"{gen.n} generated",
+        )
+        return None
+    name = f"{which} ({scope})"
+    result = train_classifier(
+        full_ref[ref.index], full_gen[gen.index], cfg, progress=run.say, name=name
+    )
+    # held-out indices relative to the full arrays, so energies can be looked up there
+    result.test_index_ref = ref.index[result.test_index_ref]
+    result.test_index_gen = gen.index[result.test_index_gen]
+    return result
+
+
+def _classifier_in_bin(
+    result: ClassifierResult,
+    e_ref: NDArray[np.float64],
+    e_gen: NDArray[np.float64],
+    edges: NDArray[np.float64],
+    i: int,
+) -> tuple[dict[str, Any] | None, str]:
+    """Scores of the held-out predictions in energy bin ``i``; ``e_*`` are the energies of the
+    rows the classifier saw."""
+    in_r = _in_bin(e_ref[result.test_index_ref], edges, i)
+    in_g = _in_bin(e_gen[result.test_index_gen], edges, i)
+    if min(in_r.sum(), in_g.sum()) < MIN_PER_CLASS_IN_BIN:
+        return None, (
+            f"needs at least {MIN_PER_CLASS_IN_BIN} held-out showers of each sample in the bin "
+            f"(the classifier is trained on all energies); has {int(in_r.sum())} reference and "
+            f"{int(in_g.sum())} generated"
+        )
+    auc, jsd, acc = classifier_scores(result.test_prob_ref[in_r], result.test_prob_gen[in_g])
+    entry = result.summary() | {"auc": auc, "jsd": jsd, "accuracy": acc}
+    entry["n_test"] = int(in_r.sum() + in_g.sum())
+    return entry, ""
+
+
+def _compare(
+    ref: _Side,
+    gen: _Side,
+    edges: NDArray[np.float64],
+    config: ValidationConfig,
+    run: _Run,
+    features: dict[str, tuple[NDArray[np.floating], NDArray[np.floating]]],
+    *,
+    prefix: str,
+    classifiers: dict[str, ClassifierResult],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Overall and per-energy METRICS of ``gen`` against ``ref``.
+
+    ``prefix`` is "" for the main comparison and "noise floor" for the halves (scopes and
+    timing keys carry it).
+    """
+    overall_scope = prefix or "overall"
+    tkey = (lambda m: f"noise_floor_{m}") if prefix else (lambda m: m)
+    bins = []
+    for i in range(len(edges) - 1):
+        mr = _in_bin(ref.obs.energy, edges, i)
+        mg = _in_bin(gen.obs.energy, edges, i)
+        label = energy_label(edges[i], edges[i + 1])
+        scope = f"{prefix}, {label}" if prefix else label
+        bins.append((i, label, scope, ref.take(mr), gen.take(mg)))
+    overall: dict[str, Any] = {}
+    per_energy = [
+        {
+            "energy_range_mev": [float(edges[i]), float(edges[i + 1])],
+            "label": label,
+            "n_reference": r.n,
+            "n_generated": g.n,
+            "metrics": {},
+        }
+        for i, label, _, r, g in bins
+    ]
+    if "separation" in config.metrics:
+        run.say(f"separation power ({overall_scope})")
+        with run.timed(tkey("separation")):
+            for scope, r, g, target in [(overall_scope, ref, gen, overall)] + [
+                (scope, r, g, entry["metrics"])
+                for (_, _, scope, r, g), entry in zip(bins, per_energy, strict=True)
+            ]:
+                if min(r.n, g.n) < MIN_SEPARATION:
+                    run.skip(
+                        "separation",
+                        scope,
+                        f"separation powers need at least {MIN_SEPARATION} showers in each "
+                        f"sample; has {r.n} reference and {g.n} generated",
+                    )
+                    continue
+                target["separation"] = _separation(r, g)
+    for which in ("classifier_low", "classifier_high"):
+        if which not in config.metrics:
+            continue
+        run.say(f"{which.replace('_', ' (')}-level) ({overall_scope})")
+        with run.timed(tkey(which)):
+            full_r, full_g = features[which]
+            result = _classifier(ref, gen, which, config, overall_scope, run, full_r, full_g)
+            if result is None:
+                for _, _, scope, _, _ in bins:
+                    run.skip(which, scope, f"not trained: too few showers ({overall_scope})")
+                continue
+            classifiers[f"{prefix}/{which}" if prefix else which] = result
+            overall[which] = result.summary()
+            e_r, e_g = features["energy"]
+            for (i, _, scope, _, _), entry in zip(bins, per_energy, strict=True):
+                scores, reason = _classifier_in_bin(result, e_r, e_g, edges, i)
+                if scores is None:
+                    run.skip(which, scope, reason)
+                else:
+                    entry["metrics"][which] = scores
+    for which in ("fpd", "kpd"):
+        if which not in config.metrics:
+            continue
+        run.say(f"{which.upper()} ({overall_scope})")
+        with run.timed(tkey(which)):
+            for scope, r, g, target in [(overall_scope, ref, gen, overall)] + [
+                (scope, r, g, entry["metrics"])
+                for (_, _, scope, r, g), entry in zip(bins, per_energy, strict=True)
+            ]:
+                value = _fpd_kpd(r, g, which, config, scope, run)
+                if value is not None:
+                    target[which] = value
+    return overall, per_energy
+
+
+# --------------------------------------------------------------------------- entry points
+def run_validation(
+    ref_showers: NDArray[np.floating],
+    ref_energy: ArrayLike,
+    gen_showers: NDArray[np.floating],
+    gen_energy: ArrayLike,
+    readout: Readout,
+    config: ValidationConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    reference_info: dict[str, Any] | None = None,
+    generated_info: dict[str, Any] | None = None,
+) -> ValidationResult:
+    """Compare generated showers with reference showers.
+
+    Args:
+        ref_showers: reference showers (N_ref, V), MeV, voxel order of ``readout``.
+        ref_energy: their incident energies (N_ref,) or (N_ref, 1), MeV.
+        gen_showers: generated showers (N_gen, V), MeV.
+        gen_energy: their incident energies, MeV.
+        readout: the binning of both.
+        config: metrics and budgets; :class:`ValidationConfig` defaults.
+        progress: called with a one-line message per stage (and classifier epoch).
+        reference_info: ``path`` and ``provenance`` recorded under ``metrics["reference"]``.
+        generated_info: same for ``metrics["generated"]``.
+
+    Raises:
+        ValidationInputError: shapes do not fit the readout, NaN/inf or negative voxel energies,
+            non-positive incident energies, or no showers.
+    """
+    config = config or ValidationConfig()
+    limits: AbstractContextManager[Any] = (
+        threadpool_limits(limits=config.blas_threads, user_api="blas")
+        if config.blas_threads is not None
+        else nullcontext()
+    )
+    with limits:
+        return _run_validation(
+            ref_showers, ref_energy, gen_showers, gen_energy, readout, config,
+            _Run(progress), reference_info, generated_info,
+        )  # fmt: skip
+
+
+def _run_validation(
+    ref_showers: NDArray[np.floating],
+    ref_energy: ArrayLike,
+    gen_showers: NDArray[np.floating],
+    gen_energy: ArrayLike,
+    readout: Readout,
+    config: ValidationConfig,
+    run: _Run,
+    reference_info: dict[str, Any] | None,
+    generated_info: dict[str, Any] | None,
+) -> ValidationResult:
+    start = time.perf_counter()
+    e_ref = check_inputs(ref_showers, ref_energy, readout, "reference")
+    e_gen = check_inputs(gen_showers, gen_energy, readout, "generated")
+
+    run.say("computing observables")
+    with run.timed("observables"):
+        obs_ref = compute_observables(ref_showers, e_ref, readout)
+        obs_gen = compute_observables(gen_showers, e_gen, readout)
+        hlf_ref, hlf_gen = obs_ref.high_level_matrix(), obs_gen.high_level_matrix()
+    for what, obs in (("reference", obs_ref), ("generated", obs_gen)):
+        n_zero = int(np.sum(obs.layer_energy.sum(axis=1) == 0))
+        if n_zero:
+            run.warn(
+                f"{n_zero} of {obs.n_showers} {what} showers are empty (all voxels zero): "
+                "their centres and widths are undefined and left out of the separation powers"
+            )
+
+    edges = energy_bin_edges(config.energy_bins, e_ref)
+    lo, hi = float(e_ref.min()), float(e_ref.max())
+    outside = int(np.sum((e_gen < lo * (1 - 1e-9)) | (e_gen > hi * (1 + 1e-9))))
+    if outside:
+        run.warn(
+            f"{outside} of {len(e_gen)} generated showers have incident energies outside the "
+            f"reference range {lo:g}-{hi:g} MeV: they count in 'overall' and in no "
+            "reference-based energy bin"
+        )
+    if len(edges):
+        for name, e in (("reference", e_ref), ("generated", e_gen)):
+            n_out = int(np.sum((e < edges[0]) | (e > edges[-1])))
+            if n_out and not (name == "generated" and isinstance(config.energy_bins, int)):
+                run.warn(
+                    f"{n_out} {name} showers lie outside the energy bins {edges[0]:g}-"
+                    f"{edges[-1]:g} MeV"
+                )
+
+    features: dict[str, tuple[NDArray[np.floating], NDArray[np.floating]]] = {
+        "energy": (e_ref, e_gen)
+    }
+    if "classifier_low" in config.metrics:
+        features["classifier_low"] = (
+            low_level_features(ref_showers, e_ref),
+            low_level_features(gen_showers, e_gen),
+        )
+    if "classifier_high" in config.metrics:
+        features["classifier_high"] = (hlf_ref.astype(np.float32), hlf_gen.astype(np.float32))
+
+    ref = _Side(obs_ref, hlf_ref, ref_showers, np.arange(len(e_ref)))
+    gen = _Side(obs_gen, hlf_gen, gen_showers, np.arange(len(e_gen)))
+    classifiers: dict[str, ClassifierResult] = {}
+    overall, per_energy = _compare(
+        ref, gen, edges, config, run, features, prefix="", classifiers=classifiers
+    )
+
+    noise: dict[str, Any] | None = None
+    if config.noise_floor:
+        with run.timed("noise_floor"):
+            noise = _noise_floor(ref, edges, config, run, features, classifiers)
+
+    run.timing["total"] = time.perf_counter() - start
+    metrics = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "reference": _sample_info(reference_info, len(e_ref)),
+        "generated": _sample_info(generated_info, len(e_gen)),
+        "readout": {
+            "n_layers": readout.n_layers,
+            "n_voxels": readout.n_voxels,
+            "calochallenge_dataset": calochallenge_dataset(readout),
+            "description": readout.describe(),
+        },
+        "config": config.model_dump(mode="json"),
+        "overall": overall,
+        "per_energy": per_energy,
+        "noise_floor": noise,
+        "skipped": run.skipped,
+        "warnings": run.warnings,
+        "timing_s": run.timing,
+    }
+    run.say(f"validation done in {run.timing['total']:.1f} s")
+    return ValidationResult(_clean(metrics), obs_ref, obs_gen, classifiers)
+
+
+def _noise_floor(
+    ref: _Side,
+    edges: NDArray[np.float64],
+    config: ValidationConfig,
+    run: _Run,
+    features: dict[str, tuple[NDArray[np.floating], NDArray[np.floating]]],
+    classifiers: dict[str, ClassifierResult],
+) -> dict[str, Any] | None:
+    """Half A vs half B of the reference (seeded split), same metrics."""
+    half = ref.n // 2
+    if half < MIN_SEPARATION:
+        run.skip(
+            "noise_floor",
+            "noise floor",
+            f"needs at least {2 * MIN_SEPARATION} reference showers (two halves), has {ref.n}",
+        )
+        return None
+    perm = np.random.default_rng([config.seed, 7]).permutation(ref.n)
+    mask_a = np.zeros(ref.n, dtype=bool)
+    mask_b = np.zeros(ref.n, dtype=bool)
+    mask_a[perm[:half]] = True
+    mask_b[perm[half : 2 * half]] = True
+    side_a, side_b = ref.take(mask_a), ref.take(mask_b)
+    # both halves index the reference arrays: the "generated" features are the reference ones
+    half_features = {key: (pair[0], pair[0]) for key, pair in features.items()}
+    overall, per_energy = _compare(
+        side_a,
+        side_b,
+        edges,
+        config,
+        run,
+        half_features,
+        prefix="noise floor",
+        classifiers=classifiers,
+    )
+    return {"n_half": half, "overall": overall, "per_energy": per_energy}
+
+
+def _sample_info(info: dict[str, Any] | None, n: int) -> dict[str, Any]:
+    info = dict(info or {})
+    path = info.pop("path", None)
+    provenance = info.pop("provenance", {})
+    return {"path": None if path is None else str(path), "n_showers": n,
+            "provenance": provenance, **info}  # fmt: skip
+
+
+def _binning_difference(a: Readout, b: Readout) -> str:
+    if a.n_layers != b.n_layers:
+        return f"{a.n_layers} vs {b.n_layers} layers"
+    for i, (la, lb) in enumerate(zip(a.layers, b.layers, strict=True)):
+        if la != lb:
+            return (
+                f"layer {i}: {la.n_alpha} vs {lb.n_alpha} alpha bins, r edges "
+                f"{np.round(la.r_edges, 4).tolist()} vs {np.round(lb.r_edges, 4).tolist()} mm"
+            )
+    return "identical"  # pragma: no cover
+
+
+def validate_files(
+    reference: str | Path,
+    generated: str | Path,
+    config: ValidationConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    readout: Readout | None = None,
+) -> ValidationResult:
+    """Open two shower files (:class:`~twinforge.showers.ShowerFile`) and validate.
+
+    The binning is the one the files store; ``readout`` is needed only for plain CaloChallenge
+    files without a ``binning_xml`` attribute (and must agree with stored ones). Paths, event
+    counts and provenance are recorded in ``metrics["reference"]``/``metrics["generated"]``.
+
+    Raises:
+        TwinforgeError: the two files have different binnings (the message names both files and
+            the first difference), no binning is known, or a file cannot be read (the message
+            names it).
+    """
+    from twinforge.showers.file import ShowerFile  # showers import no validation: no cycle
+
+    ref_path, gen_path = Path(reference), Path(generated)
+    say = progress or (lambda _msg: None)
+    with ShowerFile(ref_path) as f_ref, ShowerFile(gen_path) as f_gen:
+        r_ref, r_gen = f_ref.readout, f_gen.readout
+        if r_ref is not None and r_gen is not None and r_ref != r_gen:
+            raise TwinforgeError(
+                f"reference {ref_path} and generated {gen_path} have different binnings "
+                f"({r_ref.describe()} vs {r_gen.describe()}; {_binning_difference(r_ref, r_gen)})"
+                ": compare showers of the same readout"
+            )
+        if f_ref.n_voxels != f_gen.n_voxels:
+            raise TwinforgeError(
+                f"reference {ref_path} has {f_ref.n_voxels} voxels per shower but generated "
+                f"{gen_path} has {f_gen.n_voxels}: compare showers of the same readout"
+            )
+        for path, stored in ((ref_path, r_ref), (gen_path, r_gen)):
+            if readout is not None and stored is not None and stored != readout:
+                raise TwinforgeError(
+                    f"{path}: its binning ({stored.describe()}) differs from the given readout "
+                    f"({readout.describe()}; {_binning_difference(stored, readout)})"
+                )
+        binning = r_ref or r_gen or readout
+        if binning is None:
+            raise TwinforgeError(
+                f"neither {ref_path} nor {gen_path} stores its binning (binning_xml): give the "
+                "readout (detector) explicitly"
+            )
+        if binning.n_voxels != f_ref.n_voxels:
+            raise TwinforgeError(
+                f"{ref_path}: {f_ref.n_voxels} voxels per shower, but the readout has "
+                f"{binning.n_voxels}"
+            )
+        say(f"reading {ref_path}")
+        cond_ref, showers_ref = f_ref.read()
+        say(f"reading {gen_path}")
+        cond_gen, showers_gen = f_gen.read()
+        info_ref = {"path": str(ref_path), "provenance": f_ref.provenance}
+        info_gen = {"path": str(gen_path), "provenance": f_gen.provenance}
+    pdg_ref, pdg_gen = set(np.unique(cond_ref.pdg).tolist()), set(np.unique(cond_gen.pdg).tolist())
+    result = run_validation(
+        showers_ref,
+        cond_ref.energy,
+        showers_gen,
+        cond_gen.energy,
+        binning,
+        config,
+        progress=progress,
+        reference_info=info_ref,
+        generated_info=info_gen,
+    )
+    if pdg_ref != pdg_gen:
+        message = f"particle ids differ: reference {sorted(pdg_ref)}, generated {sorted(pdg_gen)}"
+        log.warning(message)
+        result.metrics["warnings"].append(message)
+    return result
+
+
+_ = ValidationInputError  # re-exported through twinforge.validation
