@@ -1,0 +1,221 @@
+"""``twinforge bench``: time per shower of a model (PyTorch, ONNX Runtime) against Geant4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from twinforge.cli._common import catalog_option, console, options, progress, say
+from twinforge.errors import ConfigError
+
+
+def bench(
+    model: Path = typer.Argument(..., help="Model directory (or an exported .onnx file)."),
+    batch_sizes: str = typer.Option(
+        "1,100,10000", "--batch-sizes", help="Showers per call, comma-separated."
+    ),
+    backends: str = typer.Option("torch,onnx", "--backends", help="torch and/or onnx."),
+    devices: str | None = typer.Option(
+        None, "--devices", help="cpu and/or cuda (default: cpu, plus cuda when present)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="Intra-op threads (default: the CPUs this process may use)."
+    ),
+    energy: str = typer.Option("10GeV", help="Incident energy ('10GeV', '500MeV')."),
+    particle: str | None = typer.Option(
+        None, help="e-, e+, gamma or a PDG id (default: e- if the model knows it)."
+    ),
+    geant4_showers: int = typer.Option(
+        5, "--geant4-showers", min=0, help="Geant4 showers to time (0: no Geant4)."
+    ),
+    detector: str | None = typer.Option(
+        None, help="Geant4 detector, preset or YAML (default: the model's)."
+    ),
+    int8: bool = typer.Option(False, "--int8", help="Also time ONNX dynamic int8 quantisation."),
+    fp16: bool = typer.Option(
+        False, "--fp16", help="Also time float16 (ONNX matrix products; torch on GPUs)."
+    ),
+    reference: Path | None = typer.Option(
+        None, "--reference", help="Shower file: validation-suite fidelity of each variant."
+    ),
+    warmup: int = typer.Option(2, min=0, help="Untimed calls per configuration."),
+    min_repeats: int = typer.Option(3, "--min-repeats", min=1, help="Timed calls at least."),
+    max_repeats: int = typer.Option(1000, "--max-repeats", min=1, help="Timed calls at most."),
+    budget: float = typer.Option(
+        3.0, min=0.0, help="Seconds of timed calls per configuration (after --min-repeats)."
+    ),
+    isolate: bool = typer.Option(
+        True, "--isolate/--no-isolate", help="Each configuration in a fresh process."
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the JSON result."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write the PNG plot."),
+    catalog: str | None = catalog_option(),
+    register: bool = typer.Option(
+        True, "--register/--no-register", help="Record the result in the catalogue."
+    ),
+) -> None:
+    """Time per shower and throughput at each batch size, per backend and precision, with
+    peak memory, against Geant4 on the same machine (speed-up per configuration).
+
+    Warm-up calls are excluded; the median and the 16-84 % range over the repeats are shown.
+    """
+    from twinforge.config import parse_energy
+    from twinforge.inference.bench import Timing, benchmark, write_json, write_plot
+
+    sizes = _ints(batch_sizes, "--batch-sizes")
+    pdg = None
+    if particle is not None:
+        from twinforge.campaign.space import particle_pdg  # imports the campaign stack
+
+        try:
+            pdg = particle_pdg(particle)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    precisions = [p for p, on in (("int8", int8), ("float16", fp16)) if on]
+    timing = Timing(
+        warmup=warmup, min_repeats=min_repeats, max_repeats=max_repeats, budget_s=budget
+    )
+    bar = progress()  # started at the first step: input errors print no bar
+    task = bar.add_task("benchmark", total=None)
+
+    def step(what: str, done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, description=what, completed=done, total=total)
+
+    try:
+        result = benchmark(
+            model,
+            batch_sizes=sizes,
+            backends=_words(backends),
+            precisions=precisions,
+            devices=_words(devices) if devices is not None else None,
+            threads=threads,
+            timing=timing,
+            energy=parse_energy(energy),
+            pdg=pdg,
+            geant4_showers=geant4_showers,
+            detector=detector,
+            reference=reference,
+            isolate=isolate,
+            progress=step,
+        )
+    finally:
+        bar.stop()
+    files = []
+    if output is not None:
+        files.append(write_json(result, output))
+    if plot is not None:
+        files.append(write_plot(result, plot))
+    if not options.quiet:
+        _print(result)
+    for path in files:
+        say(f"wrote {path}")
+    if register:
+        from twinforge.catalog import Catalog
+        from twinforge.inference.bench import register as register_result
+
+        with Catalog.open(catalog) as cat:
+            record = register_result(cat, result, files=files)
+        say(f"registered {record.global_id}")
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{what}: expected integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{what}: expected integers >= 1, got {text!r}")
+    return values
+
+
+def _words(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    if value == 0 or abs(value) >= 1e-2:
+        return f"{value:.{digits}g}"
+    return f"{value:.{max(digits - 2, 0)}e}"
+
+
+def _print(result: dict[str, Any]) -> None:
+    """The result as rich tables on stdout."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    model, machine, cond = result["model"], result["machine"], result["conditions"]
+    settings = result["settings"]
+    title = (
+        f"{model['family']} model, {cond['energy_MeV'] / 1e3:g} GeV pdg {cond['pdg']}, on "
+        f"{machine.get('cpu_model', '?')} ({machine.get('usable_cpus')} usable CPUs)"
+    )
+    gpu = any(row.get("gpu_peak_mib") is not None for row in result["results"])
+    columns = ["configuration", "threads", "batch", "ms/shower", "16-84 %", "showers/s",
+               "peak RSS MiB"]  # fmt: skip
+    columns += ["GPU MiB"] if gpu else []
+    columns += ["x Geant4"]
+    table = Table(*columns, title=escape(title))
+    for row in result["results"]:
+        cells = [
+            f"{row['backend']} {row['precision']} {row['device']}", str(row["threads"]),
+            str(row["batch"]), _fmt(row["median_ms_per_shower"]),
+            f"{_fmt(row['p16_ms_per_shower'], 2)}-{_fmt(row['p84_ms_per_shower'], 2)}",
+            _fmt(row["showers_per_s"]), f"{row['peak_rss_mib']:.0f}",
+        ]  # fmt: skip
+        if gpu:
+            cells.append(_fmt(row.get("gpu_peak_mib")))
+        cells.append(_fmt(row.get("speedup_vs_geant4")))
+        table.add_row(*cells)
+    console.print(table)
+    geant4 = result.get("geant4")
+    if geant4:
+        console.print(
+            f"Geant4 ({escape(geant4['physics'])}, {escape(geant4['detector'])}, 1 thread): "
+            f"{_fmt(geant4['median_s_per_shower'] * 1e3)} ms/shower median over "
+            f"{geant4['n']} showers (16-84 %: {_fmt(geant4['p16_s_per_shower'] * 1e3)}-"
+            f"{_fmt(geant4['p84_s_per_shower'] * 1e3)} ms)",
+            highlight=False,
+        )
+    else:
+        console.print("Geant4 not timed (--geant4-showers 0): no speed-ups", highlight=False)
+    console.print(
+        f"timed: {settings['timed']}; warm-up {settings['warmup']} call(s), >= "
+        f"{settings['min_repeats']} repeats, {settings['budget_s']:g} s per configuration",
+        highlight=False,
+    )
+    same = result["fidelity"].get("same_noise", {})
+    if same:
+        fid = Table(
+            "variant", "showers", "|dE_tot/E_tot| median", "max", "voxel L1", "zero flips",
+            "sep. power E_tot", title="fidelity cost vs float32 (same noise)",
+        )  # fmt: skip
+        for label, f in same.items():
+            fid.add_row(
+                label, str(f["n"]), _fmt(f["etot_rel_diff_median"], 2),
+                _fmt(f["etot_rel_diff_max"], 2), _fmt(f["voxel_rel_l1"], 2),
+                _fmt(f["zero_flips"], 2), _fmt(f["separation_etot"], 2),
+            )  # fmt: skip
+        console.print(fid)
+    ref = result["fidelity"].get("reference")
+    if ref:
+        if ref.get("error"):
+            console.print(f"fidelity vs {escape(ref['reference'])}: {escape(ref['error'])}")
+        else:
+            console.print(f"fidelity vs {escape(ref['reference'])} ({ref['n']} showers):")
+            for label, metrics in ref["metrics"].items():
+                scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+                text = ", ".join(f"{k} {_fmt(v)}" for k, v in list(scalars.items())[:6])
+                console.print(f"  {escape(label)}: {escape(text) or 'see the JSON'}")
+    for s in result.get("skipped", []):
+        console.print(
+            f"skipped {s['backend']} {s['precision']} {s['device']}: {escape(s['reason'])}",
+            highlight=False,
+        )

@@ -1,0 +1,83 @@
+"""``twinforge bench`` end to end (real console entry point), and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Run
+from tests.cli.test_cli import assert_user_error
+
+FAST = ["--warmup", "1", "--min-repeats", "2", "--max-repeats", "3", "--budget", "0"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.inference.test_runtime import make_model_dir
+
+    return make_model_dir(tmp_path_factory.mktemp("cli-bench") / "model")
+
+
+def test_bench_writes_table_json_plot_and_record(
+    twinforge: Run, model_dir: Path, tmp_path: Path
+) -> None:
+    result = twinforge(
+        "bench", str(model_dir), "--batch-sizes", "1,3", "--int8", "--threads", "1",
+        "--geant4-showers", "0", "--no-isolate", *FAST, "-o", "b.json", "--plot", "b.png",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "vae model, 10 GeV pdg 11" in out
+    assert "onnx int8 cpu" in out
+    assert "torch float32 cpu" in out
+    assert "fidelity cost vs float32" in out
+    assert "no speed-ups" in out
+    assert "skipped torch int8 cpu" in out
+    assert "registered eval-1" in out
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["schema"] == "twinforge-bench"
+    assert [r["batch"] for r in data["results"]] == [1, 3, 1, 3, 1, 3]
+    assert {r["threads"] for r in data["results"]} == {1}
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    with sqlite3.connect(tmp_path / "catalog.sqlite") as db:
+        (description,) = db.execute("select description from evaluations").fetchone()
+    assert description.startswith("benchmark of the vae model")
+
+
+def test_bench_quiet_prints_nothing(twinforge: Run, model_dir: Path, tmp_path: Path) -> None:
+    from twinforge.inference import export_onnx
+    from twinforge.models import Surrogate
+
+    onnx_file = export_onnx(Surrogate.load(model_dir), tmp_path / "model.onnx")
+    result = twinforge(
+        "--quiet", "bench", str(onnx_file), "--batch-sizes", "2",
+        "--geant4-showers", "0", "--no-isolate", "--no-register", *FAST, "-o", "q.json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert json.loads((tmp_path / "q.json").read_text())["results"][0]["batch"] == 2
+    assert not (tmp_path / "catalog.sqlite").exists()
+
+
+def test_bench_errors(twinforge: Run, model_dir: Path, tmp_path: Path) -> None:
+    assert twinforge("bench", "--help").returncode == 0
+    assert_user_error(twinforge("bench", "nope"), "nope", "not found")
+    assert_user_error(
+        twinforge("bench", str(model_dir), "--backends", "tf", "--geant4-showers", "0"),
+        "unknown backend 'tf'",
+    )
+    assert_user_error(
+        twinforge("bench", str(model_dir), "--batch-sizes", "1,x"), "--batch-sizes", "integers"
+    )
+    assert_user_error(twinforge("bench", str(model_dir), "--energy", "10 parsecs"), "energy")
+    assert_user_error(twinforge("bench", str(model_dir), "--particle", "muon?"), "muon?")
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x00 definitely not onnx")
+    assert_user_error(
+        twinforge("bench", "corrupt.onnx", "--geant4-showers", "0"),
+        "corrupt.onnx",
+        "not a loadable ONNX model",
+    )
+    assert not (tmp_path / "catalog.sqlite").exists()
