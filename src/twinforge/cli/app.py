@@ -6,6 +6,7 @@ import typer
 
 from twinforge import __version__
 from twinforge.cli import (
+    bench,
     campaign,
     catalog,
     config,
@@ -15,6 +16,7 @@ from twinforge.cli import (
     showers,
     simulate,
     train,
+    validate,
 )
 from twinforge.cli._common import options, setup_logging
 
@@ -56,5 +58,7 @@ app.command(name="simulate")(simulate.simulate)
 app.command(name="convert")(simulate.convert)
 app.command(name="train")(train.train)
 app.command(name="sample")(train.sample)
+app.command(name="validate")(validate.validate)
 app.command(name="export")(export.export)
+app.command(name="bench")(bench.bench)
 app.command(name="demo")(demo.demo)
