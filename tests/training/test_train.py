@@ -80,6 +80,7 @@ def test_cached_stream_gives_the_same_events_as_streaming(showers_file: Path) ->
     rows(tiny)
     assert tiny._cached is None
 
+
 def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) -> None:
     with Catalog.open(tmp_path / "cat.sqlite") as cat:
         out = run_training(config(showers_file, tmp_path / "m"), catalog=cat, quiet=True)
