@@ -175,3 +175,19 @@ def test_losses_are_logged_per_epoch(tmp_path: Path, showers_file: Path) -> None
     assert [h["epoch"] for h in history] == list(range(len(history)))
     # the last epoch may stop at max_steps before its validation pass
     assert all("train/loss" in h and "val/loss" in h for h in history[:-1])
+
+
+def test_write_split_partitions_the_events(tmp_path: Path, showers_file: Path) -> None:
+    from twinforge.training.data import write_split
+
+    n_val = write_split([showers_file], tmp_path / "v.h5", split="val", val_fraction=0.2)
+    n_train = write_split([showers_file], tmp_path / "t.h5", split="train", val_fraction=0.2)
+    with ShowerFile(showers_file) as f:
+        energy = f.conditions().energy
+    val = is_validation(np.arange(len(energy)), 0.2)
+    assert (n_val, n_train) == (val.sum(), (~val).sum())
+    with ShowerFile(tmp_path / "v.h5") as f:
+        np.testing.assert_array_equal(f.conditions().energy, energy[val])
+        assert f.provenance["split"]["split"] == "val"
+    with pytest.raises(TwinforgeError, match="exists"):
+        write_split([showers_file], tmp_path / "v.h5", split="val", val_fraction=0.2)

@@ -91,6 +91,24 @@ def merge(
         say(f"wrote {output}: {f.n_events} events from {len(inputs)} file(s)")
 
 
+@app.command("split")
+def split(
+    inputs: list[Path] = typer.Argument(..., help="Shower files, in training order."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+    which: str = typer.Option("val", "--split", help="'val' (held out by training) or 'train'."),
+    val_fraction: float = typer.Option(0.1, min=0.0, max=0.5, help="As data.val_fraction."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+) -> None:
+    """Write one split (training's rule) of shower files: the held-out reference to validate on."""
+    from twinforge.errors import TwinforgeError
+    from twinforge.training.data import write_split
+
+    if which not in ("val", "train"):
+        raise TwinforgeError(f"--split must be 'val' or 'train', not {which!r}")
+    n = write_split(inputs, output, split=which, val_fraction=val_fraction, overwrite=overwrite)  # type: ignore[arg-type]
+    say(f"wrote {output}: {n} events of the {which} split (val_fraction {val_fraction})")
+
+
 @app.command("synthetic")
 def synthetic(
     output: Path = typer.Option(..., "--output", "-o", help="File to write."),

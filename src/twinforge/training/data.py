@@ -21,7 +21,7 @@ from torch.utils.data import IterableDataset
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers.file import ShowerFile
 
-__all__ = ["ShowerStream", "fit_transform", "is_validation"]
+__all__ = ["ShowerStream", "fit_transform", "is_validation", "write_split"]
 
 Split = Literal["train", "val"]
 
@@ -49,6 +49,39 @@ def _chunks(
                 if keep.any():
                     yield showers[keep], cond.energy[keep], cond[keep]
             offset += f.n_events
+
+
+def write_split(
+    paths: Sequence[str | Path],
+    output: str | Path,
+    *,
+    split: Split,
+    val_fraction: float,
+    chunk_events: int = 4096,
+    overwrite: bool = False,
+) -> int:
+    """Write the events of one split of ``paths`` (the rule training uses) to ``output``.
+
+    The validation split of a training run is the natural held-out reference for
+    ``twinforge validate``. Streams chunk by chunk; atomic like every shower file. Returns the
+    number of events written.
+    """
+    from twinforge.showers.file import ShowerWriter
+
+    paths = [Path(p) for p in paths]
+    with ShowerFile(paths[0]) as first:
+        readout, provenance = first.readout, first.provenance
+    if readout is None:
+        raise ValueError(f"{paths[0]}: no binning in the file")
+    provenance = {
+        **provenance,
+        "split": {"of": [str(p) for p in paths], "split": split, "val_fraction": val_fraction,
+                  "rule": "hash(index) < fraction"},
+    }  # fmt: skip
+    with ShowerWriter(output, readout, provenance, overwrite=overwrite) as writer:
+        for showers, _, cond in _chunks(paths, chunk_events, split, val_fraction):
+            writer.append(cond, showers)
+        return writer.n_events
 
 
 def fit_transform(
