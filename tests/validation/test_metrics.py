@@ -189,3 +189,14 @@ def test_frechet_distance_cholesky_and_fallback_agree() -> None:
     root = linalg.sqrtm(singular @ s2)
     expected = np.trace(singular + s2 - 2 * np.real(root))
     assert frechet_distance(np.zeros(4), singular, np.zeros(4), s2) == pytest.approx(expected)
+
+
+def test_kpd_stays_bounded_when_the_reference_is_flat_in_a_feature() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(300, 4))
+    gen = rng.normal(size=(300, 4))
+    ref[:, 2] = 1e-9 * rng.normal(size=300)  # an (almost) empty layer in the reference only
+    gen[:, 2] = 50.0 * rng.normal(size=300)
+    value, error = kpd(ref, gen, num_batches=3, batch_size=300)
+    assert np.isfinite(value) and np.isfinite(error)
+    assert 0 < value < 10  # every feature scaled into [-1, 1]: the kernel is bounded

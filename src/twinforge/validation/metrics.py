@@ -162,10 +162,17 @@ def jsd_from_probabilities(prob: ArrayLike, label: ArrayLike, eps: float = 1e-6)
 def normalise_features(
     reference: NDArray[np.floating], generated: NDArray[np.floating]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Divide both by the reference's largest absolute value per feature (jetnet convention)."""
+    """Divide both by the largest absolute value per feature of the two samples together.
+
+    jetnet divides by the reference's maximum only; where the reference is (almost) constant
+    at zero but the generated sample is not (an empty layer, a small noise-floor half), that
+    blows the polynomial kernel up to absurd values (1e24 seen). Taking both samples keeps
+    every feature in [-1, 1]; it equals jetnet's whenever the generated sample stays within
+    the reference's range.
+    """
     x = np.asarray(reference, dtype=np.float64)
     y = np.asarray(generated, dtype=np.float64)
-    scale = np.max(np.abs(x), axis=0)
+    scale = np.maximum(np.max(np.abs(x), axis=0), np.max(np.abs(y), axis=0))
     scale[scale == 0] = 1.0
     return x / scale, y / scale
 
