@@ -82,7 +82,8 @@ def test_layers_inverse_keeps_layer_energies(tiny) -> None:
     out = t.inverse(features, e)
     assert out.shape == (40, 96)
     assert np.all(out >= 0)
-    y = features[:, :6] * t.std[:6] + t.mean[:6]
+    clipped = np.clip(features, t.lo, t.hi)  # generated features stay in the training range
+    y = clipped[:, :6] * t.std[:6] + t.mean[:6]
     expected = np.clip(np.exp(y.astype(np.float64)) - t.eps, 0, None) * 0.015 * 1e4
     np.testing.assert_allclose(layer_sums(out, offsets), expected, rtol=1e-4, atol=1e-6)
     t.threshold = THRESHOLD
@@ -133,3 +134,25 @@ def test_layers_needs_valid_offsets() -> None:
         ShowerTransform(96, kind="layers", layer_offsets=[0, 50, 95])
     with pytest.raises(ValueError, match="unknown transform kind"):
         ShowerTransform(96, kind="sqrt")  # type: ignore[arg-type]
+
+
+def test_generated_features_are_clipped_to_the_training_range(tmp_path: Path, tiny) -> None:
+    showers, energy, offsets = tiny
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD).fit(showers, energy)
+    features = t.forward(showers, energy)
+    np.testing.assert_allclose(features.min(axis=0), t.lo, atol=1e-4)
+    np.testing.assert_allclose(features.max(axis=0), t.hi, atol=1e-4)
+    wild = features[:5].copy()
+    wild[:, : t.n_layer_features] += 50.0  # layer energies e^(50 sigma) too high
+    out = t.inverse(wild, energy[:5])
+    assert np.all(out.sum(axis=1) <= showers.sum(axis=1).max() / energy.min() * energy[:5] * 1.01)
+    t.save(tmp_path)
+    again = ShowerTransform.load(tmp_path)
+    np.testing.assert_array_equal(again.hi, t.hi)
+    np.testing.assert_array_equal(again.inverse(wild, energy[:5]), out)
+    # model directories written before ranges existed still load (no clipping then)
+    save_file({"mean": t.mean, "std": t.std}, str(tmp_path / "transform.safetensors"))
+    assert ShowerTransform.load(tmp_path).lo is None
+    save_file({"mean": t.mean, "std": t.std, "lo": t.lo}, str(tmp_path / "transform.safetensors"))
+    with pytest.raises(TwinforgeError, match="broken 'hi'"):
+        ShowerTransform.load(tmp_path)

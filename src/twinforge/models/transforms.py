@@ -5,7 +5,11 @@ Showers (MeV) become network-friendly features and back:
 1. voxel energies are divided by the incident energy times a fixed ``scale`` (energy
    fractions of order one);
 2. ``log``: ``y = log(u + eps)``, or ``logit`` of ``u`` squashed into (0, 1) (CaloINN style);
-3. each feature is standardised with the mean and standard deviation fitted on training data.
+3. each feature is standardised with the mean and standard deviation fitted on training data;
+   the range of each standardised feature in the training data is kept too, and generated
+   features are clipped to it on the way back (as CaloFlow and CaloDREAM do): a feature a
+   model puts a few standard deviations too far (a log layer energy, say) would otherwise
+   become an energy orders of magnitude off after the exponential.
 
 ``layers`` (CaloFlow style, the per-layer energy split) needs the readout's ``layer_offsets``
 and has ``n_layer_features + V`` features: first ``log(E_layer / (scale * E_inc) + eps)`` of
@@ -65,6 +69,8 @@ class ShowerTransform:
     energy_ref: float = 1e4
     mean: NDArray[np.float32] | None = None
     std: NDArray[np.float32] | None = None
+    lo: NDArray[np.float32] | None = None
+    hi: NDArray[np.float32] | None = None
     layer_offsets: list[int] | None = None
 
     def __post_init__(self) -> None:
@@ -152,7 +158,16 @@ class ShowerTransform:
         y = self._squash(showers, energy)
         self.mean = y.mean(axis=0).astype(np.float32)
         self.std = np.maximum(y.std(axis=0), 1e-3).astype(np.float32)
+        self.set_range(y.min(axis=0), y.max(axis=0))
         return self
+
+    def set_range(self, low: NDArray[np.floating], high: NDArray[np.floating]) -> None:
+        """Record the training range of the (unstandardised) features, ``(n_features,)`` each;
+        :meth:`inverse_torch` clips generated features to it. Needs ``mean``/``std`` first."""
+        if self.mean is None or self.std is None:
+            raise TwinforgeError("set the standardisation (mean, std) before the range")
+        self.lo = ((np.asarray(low) - self.mean) / self.std).astype(np.float32)
+        self.hi = ((np.asarray(high) - self.mean) / self.std).astype(np.float32)
 
     def _squash(self, showers: NDArray[np.floating], energy: NDArray[np.floating]) -> NDArray:
         u = np.asarray(showers, dtype=np.float64) / (self.scale * np.asarray(energy)[:, None])
@@ -187,6 +202,10 @@ class ShowerTransform:
         self._require_fitted()
         mean = torch.as_tensor(self.mean, dtype=features.dtype, device=features.device)
         std = torch.as_tensor(self.std, dtype=features.dtype, device=features.device)
+        if self.lo is not None and self.hi is not None:  # the training range (see module doc)
+            lo = torch.as_tensor(self.lo, dtype=features.dtype, device=features.device)
+            hi = torch.as_tensor(self.hi, dtype=features.dtype, device=features.device)
+            features = torch.minimum(torch.maximum(features, lo), hi)
         y = features * std + mean
         if self.kind == "layers":
             return self._threshold_torch(self._inverse_layers_torch(y, energy))
@@ -231,7 +250,10 @@ class ShowerTransform:
         self._require_fitted()
         directory = Path(directory)
         (directory / "transform.json").write_text(json.dumps(self.config(), indent=1))
-        save_file({"mean": self.mean, "std": self.std}, str(directory / "transform.safetensors"))
+        arrays = {"mean": self.mean, "std": self.std}
+        if self.lo is not None and self.hi is not None:
+            arrays |= {"lo": self.lo, "hi": self.hi}
+        save_file(arrays, str(directory / "transform.safetensors"))
 
     @classmethod
     def load(cls, directory: str | Path) -> ShowerTransform:
@@ -256,6 +278,13 @@ class ShowerTransform:
                     f"({transform.n_features},)"
                 )
         transform.mean, transform.std = arrays["mean"], arrays["std"]
+        if "lo" in arrays or "hi" in arrays:  # optional: transforms saved before ranges existed
+            for name in ("lo", "hi"):
+                if name not in arrays or arrays[name].shape != (transform.n_features,):
+                    raise TwinforgeError(
+                        f"{directory}: transform.safetensors has a broken '{name}' array"
+                    )
+            transform.lo, transform.hi = arrays["lo"], arrays["hi"]
         return transform
 
     def _require_fitted(self) -> None:

@@ -95,18 +95,23 @@ def fit_transform(
     total = 0
     s1 = np.zeros(transform.n_features)
     s2 = np.zeros(transform.n_features)
+    low = np.full(transform.n_features, np.inf)
+    high = np.full(transform.n_features, -np.inf)
     for showers, energy, _ in _chunks(
         [Path(p) for p in paths], chunk_events, "train", val_fraction
     ):
         y = transform._squash(showers, energy)
         s1 += y.sum(axis=0, dtype=np.float64)
         s2 += np.einsum("ij,ij->j", y, y, dtype=np.float64)
+        np.minimum(low, y.min(axis=0), out=low)
+        np.maximum(high, y.max(axis=0), out=high)
         total += len(y)
     if total == 0:
         raise ValueError("no training events: the files are empty or all in the validation split")
     mean = s1 / total
     transform.mean = mean.astype(np.float32)
     transform.std = np.sqrt(np.maximum(s2 / total - mean**2, 1e-6)).astype(np.float32)
+    transform.set_range(low, high)
     return transform
 
 
