@@ -181,3 +181,46 @@ def test_train_save_load_round_trip(tmp_path: Path) -> None:
     for key, value in surrogate.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[key], value), key
     assert again.model.config == surrogate.model.config
+
+
+def test_two_stage_energy_network_trains_samples_and_exports(tmp_path: Path) -> None:
+    """CaloDREAM-style: layer energies by their own network, then the shape given them."""
+    from twinforge.inference.export import export_onnx, onnx_session, run_onnx
+    from twinforge.training.train import TrainConfig, run_training
+
+    data = write_synthetic_file(
+        SyntheticConfig(detector="tiny", n_events=300, seed=4), tmp_path / "tiny.h5"
+    )
+    cfg = TrainConfig.model_validate(
+        {
+            "name": "fm2-test",
+            "data": {"files": [str(data)], "chunk_events": 300},
+            "model": {
+                "family": "flow-matching",
+                "config": {**SMALL, "energy_network": True, "energy_hidden": 16},
+            },
+            "transform": {"kind": "layers"},
+            "optim": {"max_steps": 6, "batch_size": 64},
+            "output": str(tmp_path / "fm2"),
+        }
+    )
+    surrogate = Surrogate.load(run_training(cfg, quiet=True))
+    model = surrogate.model
+    assert model.n_layers == surrogate.transform.n_layer_features > 0
+    assert set(model.loss(torch.zeros(4, model.n_voxels), torch.zeros(4, 3))) == {
+        "loss", "energy", "shape"
+    }  # fmt: skip
+    a = surrogate.sample(ENERGIES, seed=3)
+    assert a.shape == (12, 96)
+    assert np.all(a >= 0)
+    np.testing.assert_array_equal(Surrogate.load(tmp_path / "fm2").sample(ENERGIES, seed=3), a)
+    session = onnx_session(export_onnx(surrogate, tmp_path / "fm2.onnx"))
+    noise = model.noise(12, torch.Generator().manual_seed(3))
+    cond = Conditions.make(ENERGIES)
+    out = run_onnx(session, noise.numpy(), cond.energy, cond.pdg, cond.theta, cond.phi)
+    np.testing.assert_allclose(out, a, rtol=1e-4, atol=1e-4 * a.max())
+
+
+def test_two_stage_needs_layer_count() -> None:
+    with pytest.raises(ValueError, match="n_layers"):
+        FlowMatching({**SMALL, "energy_network": True}, 96, 3)

@@ -7,6 +7,12 @@ features ``x`` (rectified flow / OT conditional flow matching, Lipman et al. 202
 ``t = 0`` (noise) to ``t = 1`` (features) with a fixed-step solver (Euler, midpoint or RK4),
 written as a plain Python loop over torch operations, so tracing unrolls it into an ONNX graph.
 
+With ``energy_network: true`` (on the ``layers`` transform) the model is two-stage, as
+CaloDREAM: a small velocity network generates the ``n_layers`` layer-energy features given the
+conditions, and the large one generates the shape features given the conditions and those layer
+energies. Each stage has its own loss term (mean squared error per feature), so the few layer
+energies, which fix the shower's energy response, are not drowned by thousands of voxels.
+
 Shapes: ``V`` voxels (features), ``C`` condition columns, batch ``B`` / ``N``.
 """
 
@@ -33,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "sigma_min": 0.0,  # 0: rectified flow; > 0: OT-CFM with a Gaussian of this width at t = 1
     "steps": 20,  # fixed ODE steps at sampling time
     "solver": "midpoint",  # "euler" (1 network call / step), "midpoint" (2), "rk4" (4)
+    "energy_network": False,  # two stages: layer energies first (needs the 'layers' transform)
+    "n_layers": None,  # layer-energy features; filled by training when energy_network is set
+    "energy_hidden": 256,  # width of the layer-energy velocity network
+    "energy_blocks": 3,  # its residual blocks
 }
 
 
@@ -143,14 +153,27 @@ class FlowMatching(GenerativeModel):
             raise ValueError("flow-matching option 'sigma_min' must be in [0, 1)")
         if not 0.0 <= float(cfg["dropout"]) < 1.0:
             raise ValueError("flow-matching option 'dropout' must be in [0, 1)")
+        common = {"time_dim": cfg["time_dim"], "embed_dim": cfg["embed_dim"],
+                  "dropout": float(cfg["dropout"])}  # fmt: skip
+        self.n_layers = 0
+        if cfg["energy_network"]:
+            n_layers = cfg["n_layers"]
+            if not isinstance(n_layers, int) or not 1 <= n_layers < n_voxels:
+                raise ValueError(
+                    "flow-matching 'energy_network' needs 'n_layers' in [1, features) (training "
+                    "fills it from the 'layers' transform)"
+                )
+            self.n_layers = n_layers
+            self.energy_net = VelocityNet(
+                n_layers, n_conditions, hidden=int(cfg["energy_hidden"]),
+                blocks=int(cfg["energy_blocks"]), **common,
+            )  # fmt: skip
         self.net = VelocityNet(
-            n_voxels,
-            n_conditions,
+            n_voxels - self.n_layers,
+            n_conditions + self.n_layers,
             hidden=cfg["hidden"],
             blocks=cfg["blocks"],
-            time_dim=cfg["time_dim"],
-            embed_dim=cfg["embed_dim"],
-            dropout=float(cfg["dropout"]),
+            **common,
         )
 
     # ------------------------------------------------------------------ training
@@ -159,13 +182,20 @@ class FlowMatching(GenerativeModel):
 
         Uses the global torch RNG for ``t`` and ``z`` (Lightning seeds it).
         """
+        if not self.n_layers:
+            return {"loss": self._mse(self.net, x, c)}
+        energy, shape = x[:, : self.n_layers], x[:, self.n_layers :]
+        mse_energy = self._mse(self.energy_net, energy, c)
+        mse_shape = self._mse(self.net, shape, torch.cat([c, energy], dim=1))
+        return {"loss": mse_energy + mse_shape, "energy": mse_energy, "shape": mse_shape}
+
+    def _mse(self, net: VelocityNet, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         sigma = float(self.config["sigma_min"])
         z = torch.randn_like(x)
         t = torch.rand(x.shape[0], 1, dtype=x.dtype, device=x.device)
         x_t = (1 - (1 - sigma) * t) * z + t * x
         target = x - (1 - sigma) * z
-        mse = ((self.net(x_t, t, c) - target) ** 2).mean()
-        return {"loss": mse}
+        return ((net(x_t, t, c) - target) ** 2).mean()
 
     # ------------------------------------------------------------------ sampling
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -189,29 +219,40 @@ class FlowMatching(GenerativeModel):
         steps = int(self.config["steps"] if steps is None else steps)
         solver = str(self.config["solver"] if solver is None else solver)
         _check_sampler(steps, solver)
-        net = self.net
-        c_emb = net.embed_conditions(c)  # independent of t: once per sample, not per step
-        dt = 1.0 / steps
+        if not self.n_layers:
+            return _integrate(self.net, noise, c, steps, solver)
+        energy = _integrate(self.energy_net, noise[:, : self.n_layers], c, steps, solver)
+        context = torch.cat([c, energy], dim=1)
+        shape = _integrate(self.net, noise[:, self.n_layers :], context, steps, solver)
+        return torch.cat([energy, shape], dim=1)
 
-        def v(x: torch.Tensor, t: float) -> torch.Tensor:
-            # a (1, 1) constant, broadcast over the batch (keeps the batch axis dynamic in ONNX)
-            t_col = torch.full((1, 1), t, dtype=x.dtype, device=x.device)
-            return net.velocity(x, t_col, c, c_emb)
 
-        x = noise
-        for i in range(steps):
-            t = i * dt
-            if solver == "euler":
-                x = x + dt * v(x, t)
-            elif solver == "midpoint":
-                x = x + dt * v(x + 0.5 * dt * v(x, t), t + 0.5 * dt)
-            else:  # rk4
-                k1 = v(x, t)
-                k2 = v(x + 0.5 * dt * k1, t + 0.5 * dt)
-                k3 = v(x + 0.5 * dt * k2, t + 0.5 * dt)
-                k4 = v(x + dt * k3, t + dt)
-                x = x + (dt / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
-        return x
+def _integrate(
+    net: VelocityNet, noise: torch.Tensor, c: torch.Tensor, steps: int, solver: str
+) -> torch.Tensor:
+    """Fixed-step solution of ``dx/dt = net(x, t, c)`` from ``noise`` at t = 0 to t = 1."""
+    c_emb = net.embed_conditions(c)  # independent of t: once per sample, not per step
+    dt = 1.0 / steps
+
+    def v(x: torch.Tensor, t: float) -> torch.Tensor:
+        # a (1, 1) constant, broadcast over the batch (keeps the batch axis dynamic in ONNX)
+        t_col = torch.full((1, 1), t, dtype=x.dtype, device=x.device)
+        return net.velocity(x, t_col, c, c_emb)
+
+    x = noise
+    for i in range(steps):
+        t = i * dt
+        if solver == "euler":
+            x = x + dt * v(x, t)
+        elif solver == "midpoint":
+            x = x + dt * v(x + 0.5 * dt * v(x, t), t + 0.5 * dt)
+        else:  # rk4
+            k1 = v(x, t)
+            k2 = v(x + 0.5 * dt * k1, t + 0.5 * dt)
+            k3 = v(x + 0.5 * dt * k2, t + 0.5 * dt)
+            k4 = v(x + dt * k3, t + dt)
+            x = x + (dt / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+    return x
 
 
 def _check_sampler(steps: Any, solver: Any) -> None:

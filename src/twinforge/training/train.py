@@ -284,9 +284,13 @@ def _transform_kind(config: TrainConfig) -> str:
 
 
 def _model_config(config: TrainConfig, transform: ShowerTransform) -> dict[str, Any]:
-    """The model config, with the flow's ``n_layers`` filled in from the transform."""
+    """The model config, with ``n_layers`` filled in from the transform for the families that
+    model the layer energies separately (flow; flow matching with ``energy_network``)."""
     model_config = dict(config.model.config)
-    if config.model.family == "flow":
+    two_stage = config.model.family == "flow-matching" and model_config.get("energy_network")
+    if two_stage and transform.kind != "layers":
+        raise ValueError("flow-matching with energy_network needs transform kind 'layers'")
+    if config.model.family == "flow" or two_stage:
         given = model_config.setdefault("n_layers", transform.n_layer_features)
         if given != transform.n_layer_features:
             raise ValueError(
