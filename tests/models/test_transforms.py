@@ -156,3 +156,14 @@ def test_generated_features_are_clipped_to_the_training_range(tmp_path: Path, ti
     save_file({"mean": t.mean, "std": t.std, "lo": t.lo}, str(tmp_path / "transform.safetensors"))
     with pytest.raises(TwinforgeError, match="broken 'hi'"):
         ShowerTransform.load(tmp_path)
+
+
+def test_features_constant_in_training_are_not_blown_up(tiny) -> None:
+    showers, energy, offsets = tiny
+    train = showers.copy()
+    train[:, 95] = 0.0  # a voxel never hit in training
+    t = layers_transform(offsets, scale=0.015).fit(train, energy)
+    assert t.std[-1] == 1.0
+    hit = showers[:5].copy()
+    hit[:, 95] = 0.5 * hit.sum(axis=1)  # ... but hit later
+    assert np.abs(t.forward(hit, energy[:5])).max() < 100

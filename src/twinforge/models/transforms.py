@@ -43,6 +43,19 @@ __all__ = ["ShowerTransform"]
 
 _ARRAYS = ("mean", "std")
 
+#: standard deviations below this (features that hardly vary in training) are replaced by 1
+MIN_STD = 1e-3
+
+
+def _safe_std(std: NDArray[np.floating]) -> NDArray[np.float32]:
+    """``std`` with (near-)constant features given 1, as scikit-learn's StandardScaler does.
+
+    Flooring them at a small value instead blows up any other value of such a feature (a voxel
+    never hit in 1500 training showers but hit in a validation one became 2.7e4 sigma, and the
+    VAE's validation KL infinite).
+    """
+    return np.where(std < MIN_STD, 1.0, std).astype(np.float32)
+
 
 @dataclass
 class ShowerTransform:
@@ -157,7 +170,7 @@ class ShowerTransform:
         """Fit the per-feature standardisation on ``(N, V)`` showers (MeV), energies (MeV)."""
         y = self._squash(showers, energy)
         self.mean = y.mean(axis=0).astype(np.float32)
-        self.std = np.maximum(y.std(axis=0), 1e-3).astype(np.float32)
+        self.std = _safe_std(y.std(axis=0))
         self.set_range(y.min(axis=0), y.max(axis=0))
         return self
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from twinforge.models.transforms import ShowerTransform
+from twinforge.models.transforms import ShowerTransform, _safe_std
 from twinforge.showers.file import ShowerFile
 
 __all__ = ["ShowerStream", "fit_transform", "is_validation", "write_split"]
@@ -110,7 +110,7 @@ def fit_transform(
         raise ValueError("no training events: the files are empty or all in the validation split")
     mean = s1 / total
     transform.mean = mean.astype(np.float32)
-    transform.std = np.sqrt(np.maximum(s2 / total - mean**2, 1e-6)).astype(np.float32)
+    transform.std = _safe_std(np.sqrt(np.maximum(s2 / total - mean**2, 0.0)))
     transform.set_range(low, high)
     return transform
 

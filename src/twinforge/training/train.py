@@ -203,13 +203,13 @@ def run_training(
         model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     else:
         log.warning("no validation epoch completed; keeping the final weights")
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {k: _finite(float(v)) for k, v in trainer.callback_metrics.items()}
     best_score = checkpoint.best_model_score
     provenance = {
         "training_files": [str(f.resolve()) for f in files],
         "train_config": config.model_dump(mode="json"),
         "split": {"val_fraction": config.data.val_fraction, "rule": "hash(index) < fraction"},
-        "best_val_loss": float(best_score) if best_score is not None else None,
+        "best_val_loss": _finite(float(best_score)) if best_score is not None else None,
         "epochs": trainer.current_epoch,
         "history": _history(history),  # per-epoch train/val losses
         "steps": trainer.global_step,
@@ -236,18 +236,26 @@ def run_training(
     return out
 
 
-def _history(path: Path) -> list[dict[str, float]]:
+def _finite(value: float) -> float | None:
+    """``value``, or None for inf/nan (a diverged epoch): provenance is strict JSON."""
+    return value if np.isfinite(value) else None
+
+
+def _history(path: Path) -> list[dict[str, float | None]]:
     """Lightning's metrics.csv as one dict per epoch (train and val rows merged)."""
     if not path.exists():
         return []
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    epochs: dict[int, dict[str, float]] = {}
+    epochs: dict[int, dict[str, float | None]] = {}
     for row in rows:
         if not row.get("epoch"):
             continue
         entry = epochs.setdefault(int(float(row["epoch"])), {})
-        entry.update({k: float(v) for k, v in row.items() if v not in ("", None) and k != "epoch"})
+        for key, text in row.items():
+            if text in ("", None) or key == "epoch":
+                continue
+            entry[key] = _finite(float(text))
     return [{"epoch": e, **values} for e, values in sorted(epochs.items())]
 
 
