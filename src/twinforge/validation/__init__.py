@@ -6,6 +6,7 @@ Heavy imports (torch, scikit-learn) happen when this package is imported, not be
 """
 
 from twinforge.validation.classifier import ClassifierConfig, ClassifierResult, train_classifier
+from twinforge.validation.evaluate import EvaluationOutcome, evaluate, register_evaluation
 from twinforge.validation.metrics import fpd, kpd, separation_power
 from twinforge.validation.observables import (
     Observables,
@@ -17,6 +18,7 @@ from twinforge.validation.suite import (
     DistanceConfig,
     ValidationConfig,
     ValidationResult,
+    binning_difference,
     calochallenge_dataset,
     run_validation,
     validate_files,
@@ -26,14 +28,18 @@ __all__ = [
     "ClassifierConfig",
     "ClassifierResult",
     "DistanceConfig",
+    "EvaluationOutcome",
     "Observables",
     "ValidationConfig",
     "ValidationInputError",
     "ValidationResult",
+    "binning_difference",
     "calochallenge_dataset",
     "compute_observables",
+    "evaluate",
     "fpd",
     "kpd",
+    "register_evaluation",
     "run_validation",
     "separation_power",
     "train_classifier",

@@ -116,6 +116,7 @@ __all__ = [
     "DistanceConfig",
     "ValidationConfig",
     "ValidationResult",
+    "binning_difference",
     "calochallenge_dataset",
     "energy_bin_edges",
     "run_validation",
@@ -769,7 +770,8 @@ def _sample_info(info: dict[str, Any] | None, n: int) -> dict[str, Any]:
             "provenance": provenance, **info}  # fmt: skip
 
 
-def _binning_difference(a: Readout, b: Readout) -> str:
+def binning_difference(a: Readout, b: Readout) -> str:
+    """The first difference of two binnings, in words (``"2 vs 6 layers"``, ``"layer 3: ..."``)."""
     if a.n_layers != b.n_layers:
         return f"{a.n_layers} vs {b.n_layers} layers"
     for i, (la, lb) in enumerate(zip(a.layers, b.layers, strict=True)):
@@ -809,7 +811,7 @@ def validate_files(
         if r_ref is not None and r_gen is not None and r_ref != r_gen:
             raise TwinforgeError(
                 f"reference {ref_path} and generated {gen_path} have different binnings "
-                f"({r_ref.describe()} vs {r_gen.describe()}; {_binning_difference(r_ref, r_gen)})"
+                f"({r_ref.describe()} vs {r_gen.describe()}; {binning_difference(r_ref, r_gen)})"
                 ": compare showers of the same readout"
             )
         if f_ref.n_voxels != f_gen.n_voxels:
@@ -821,7 +823,7 @@ def validate_files(
             if readout is not None and stored is not None and stored != readout:
                 raise TwinforgeError(
                     f"{path}: its binning ({stored.describe()}) differs from the given readout "
-                    f"({readout.describe()}; {_binning_difference(stored, readout)})"
+                    f"({readout.describe()}; {binning_difference(stored, readout)})"
                 )
         binning = r_ref or r_gen or readout
         if binning is None:
