@@ -116,7 +116,7 @@ def test_separation_power() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(size=1000)
     assert separation_power(a, a) == 0.0
-    assert separation_power(a, a + 100.0) == pytest.approx(1.0)
+    assert separation_power(a, a + 100.0) > 0.99  # all of b in the last bin of a
     assert separation_power(np.ones(3), np.ones(3)) == 0.0
 
 
