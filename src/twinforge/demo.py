@@ -254,7 +254,7 @@ def run_demo(
 
     @contextlib.contextmanager
     def step(name: str) -> Iterator[None]:
-        log.info("demo step: %s", name)
+        log.debug("demo step: %s", name)  # the CLI announces steps itself
         if on_step:
             on_step(name)
         t0 = time.perf_counter()
