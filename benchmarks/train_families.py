@@ -29,6 +29,7 @@ from twinforge.models import Surrogate
 from twinforge.showers import ShowerFile
 from twinforge.training.data import is_validation
 from twinforge.training.train import TrainConfig, run_training
+from twinforge.validation.metrics import histogram_separation
 
 #: CPU-sized configurations (the defaults of each family are larger)
 FAMILIES: dict[str, dict[str, Any]] = {
@@ -37,17 +38,6 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "gan": {},
     "flow": {},
 }
-
-
-def separation_power(a: np.ndarray, b: np.ndarray, bins: np.ndarray) -> float:
-    """CaloChallenge separation power 1/2 sum (h1 - h2)^2 / (h1 + h2) of normalised histograms."""
-    h1, _ = np.histogram(a, bins)
-    h2, _ = np.histogram(b, bins)
-    h1 = h1 / max(h1.sum(), 1)
-    h2 = h2 / max(h2.sum(), 1)
-    both = h1 + h2
-    mask = both > 0
-    return float(0.5 * np.sum((h1[mask] - h2[mask]) ** 2 / both[mask]))
 
 
 def held_out(path: Path, fraction: float, limit: int) -> tuple[np.ndarray, np.ndarray, Readout]:
@@ -80,7 +70,7 @@ def fidelity(
     significant = prof_real > 0.01 * prof_real.max()
     deviation = np.abs(prof_fake - prof_real)[significant] / prof_real[significant]
     return {
-        "sep_power_response": separation_power(r_real, r_fake, bins),
+        "sep_power_response": histogram_separation(r_real, r_fake, bins),
         "response": response,
         "layer_profile_max_rel_dev": float(deviation.max()),
         "layer_profile_mean_rel_dev": float(deviation.mean()),

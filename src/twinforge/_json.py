@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["json_default"]
+__all__ = ["finite_or_none", "json_default"]
 
 
 def json_default(obj: Any) -> Any:
@@ -20,3 +21,9 @@ def json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):  # numpy scalars and arrays
         return obj.tolist()
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` as a float, or None when it is inf/nan: JSON has neither."""
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -53,6 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from twinforge import __version__
+from twinforge._json import finite_or_none, json_default
 from twinforge.errors import TwinforgeError
 
 __all__ = [
@@ -518,18 +519,12 @@ def same_noise_fidelity(
         rel = np.where(ea > 0, np.abs(eb / ea - 1.0), np.where(eb > 0, np.inf, 0.0))
     return {
         "n": len(energy),
-        "etot_rel_diff_median": _finite(np.median(rel)),
-        "etot_rel_diff_max": _finite(np.max(rel)),
+        "etot_rel_diff_median": finite_or_none(np.median(rel)),
+        "etot_rel_diff_max": finite_or_none(np.max(rel)),
         "voxel_rel_l1": float(np.abs(b - a).sum() / max(a.sum(), 1e-30)),
         "zero_flips": float(np.mean((a > 0) != (b > 0))),
         "separation_etot": separation_power(ea / energy, eb / energy),
     }
-
-
-def _finite(value: float) -> float | None:
-    """``value`` as a float, None when not finite (JSON has no infinity)."""
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def reference_fidelity(
@@ -573,16 +568,8 @@ def reference_fidelity(
             out["error"] = "the validation suite is not implemented yet"
             out["metrics"] = {}
             return out
-        out["metrics"][label] = json.loads(json.dumps(result.metrics, default=_json_default))
+        out["metrics"][label] = json.loads(json.dumps(result.metrics, default=json_default))
     return out
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 # ---------------------------------------------------------------------- the benchmark
@@ -931,7 +918,7 @@ def write_json(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     check_writable_target(final, overwrite=True)
     tmp = temporary_name(final)
     try:
-        tmp.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(result, indent=2, default=json_default) + "\n")
         commit(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -1034,7 +1021,7 @@ def register(
         f"benchmark of the {model.get('family', '?')} model {model_path} on "
         f"{machine.get('cpu_model', '?')} ({result.get('settings', {}).get('threads')} threads)"
     )
-    clean = json.loads(json.dumps({"m": metrics, "p": provenance}, default=_json_default))
+    clean = json.loads(json.dumps({"m": metrics, "p": provenance}, default=json_default))
     return catalog.add_evaluation(
         model_id=model_id,
         metrics=clean["m"],

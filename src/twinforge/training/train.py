@@ -23,6 +23,7 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from twinforge import __version__
+from twinforge._json import finite_or_none
 from twinforge.config import StrictModel
 from twinforge.detector.readout import Readout
 from twinforge.errors import ConfigError, TwinforgeError
@@ -203,13 +204,13 @@ def run_training(
         model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     else:
         log.warning("no validation epoch completed; keeping the final weights")
-    metrics = {k: _finite(float(v)) for k, v in trainer.callback_metrics.items()}
+    metrics = {k: finite_or_none(float(v)) for k, v in trainer.callback_metrics.items()}
     best_score = checkpoint.best_model_score
     provenance = {
         "training_files": [str(f.resolve()) for f in files],
         "train_config": config.model_dump(mode="json"),
         "split": {"val_fraction": config.data.val_fraction, "rule": "hash(index) < fraction"},
-        "best_val_loss": _finite(float(best_score)) if best_score is not None else None,
+        "best_val_loss": finite_or_none(float(best_score)) if best_score is not None else None,
         "epochs": trainer.current_epoch,
         "history": _history(history),  # per-epoch train/val losses
         "steps": trainer.global_step,
@@ -236,11 +237,6 @@ def run_training(
     return out
 
 
-def _finite(value: float) -> float | None:
-    """``value``, or None for inf/nan (a diverged epoch): provenance is strict JSON."""
-    return value if np.isfinite(value) else None
-
-
 def _history(path: Path) -> list[dict[str, float | None]]:
     """Lightning's metrics.csv as one dict per epoch (train and val rows merged)."""
     if not path.exists():
@@ -255,7 +251,7 @@ def _history(path: Path) -> list[dict[str, float | None]]:
         for key, text in row.items():
             if text in ("", None) or key == "epoch":
                 continue
-            entry[key] = _finite(float(text))
+            entry[key] = finite_or_none(float(text))
     return [{"epoch": e, **values} for e, values in sorted(epochs.items())]
 
 
