@@ -167,3 +167,49 @@ def test_features_constant_in_training_are_not_blown_up(tiny) -> None:
     hit = showers[:5].copy()
     hit[:, 95] = 0.5 * hit.sum(axis=1)  # ... but hit later
     assert np.abs(t.forward(hit, energy[:5])).max() < 100
+
+
+@pytest.mark.parametrize("kind", ["layers", "log", "logit"])
+def test_dequantised_round_trip_is_exact(tiny, kind: str) -> None:
+    """The noise stays below the threshold, which the inverse applies: showers come back."""
+    showers, energy, offsets = tiny
+    showers = showers.copy()
+    showers[:10, offsets[2] : offsets[3]] = 0.0  # empty layers
+    t = ShowerTransform(
+        96, kind=kind, eps=1e-6, scale=0.015, threshold=THRESHOLD, dequantize=True,
+        layer_offsets=offsets,
+    ).fit(showers, energy, np.random.default_rng(1))  # fmt: skip
+    features = t.forward(showers, energy, np.random.default_rng(2))
+    assert np.isfinite(features).all()
+    np.testing.assert_allclose(t.inverse(features, energy), showers, rtol=1e-4, atol=1e-5)
+
+
+def test_dequantisation_removes_the_empty_voxel_spike(tiny) -> None:
+    """An often-empty voxel is a spike plus a tail without noise, a spread of values with it."""
+    showers, energy, offsets = tiny
+    outer = 50
+    showers = showers.copy()
+    showers[np.random.default_rng(0).random(len(showers)) < 0.5, outer] = 0.0
+    plain = layers_transform(offsets, scale=0.015, threshold=THRESHOLD).fit(showers, energy)
+    noisy = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, dequantize=True)
+    noisy.fit(showers, energy)
+    column = 6 + outer
+    empty = showers[:, outer] == 0
+    assert np.unique(plain.forward(showers, energy)[empty, column]).size == 1
+    values = noisy.forward(showers, energy)[:, column]
+    assert np.unique(values[empty]).size == empty.sum()
+    # the noise sits below every readable value of the voxel: the two do not overlap
+    assert values[empty].max() < values[~empty].min()
+
+
+def test_dequantisation_is_seeded_and_saved(tmp_path: Path, tiny) -> None:
+    showers, energy, offsets = tiny
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, dequantize=True)
+    t.fit(showers, energy)
+    a = t.forward(showers, energy, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, t.forward(showers, energy, np.random.default_rng(3)))
+    assert not np.array_equal(a, t.forward(showers, energy, np.random.default_rng(4)))
+    t.save(tmp_path)
+    assert ShowerTransform.load(tmp_path).dequantize
+    with pytest.raises(ValueError, match="dequantize needs a readout threshold"):
+        layers_transform(offsets, dequantize=True)

@@ -18,6 +18,17 @@ feature), then ``logit`` of each voxel's fraction of its layer's energy (0 in a 
 energy), both standardised. Its inverse renormalises the fractions of each layer to sum to one,
 so the generated layer energies are kept exactly.
 
+``dequantize`` (needs a readout ``threshold``) fills the gap between empty voxels and the
+smallest readable energy, as CaloFlow and CaloINN do: each empty voxel gets an energy drawn
+uniformly from ``[0, threshold)`` MeV on the way in, which the threshold removes again on the way
+out, so the inverse is exact in distribution. Without it every voxel that is sometimes empty
+has a spike at ``log(eps)`` far below its readable values, a bimodal feature that flows and flow
+matching smear into the gap; generated showers then lack the sparse outer voxels. For
+``layers``, an empty layer gets a layer energy drawn from ``[0, threshold)`` likewise, the noise
+fractions of a layer are the noise divided by ``max(E_layer, threshold)``, and the inverse
+keeps the voxels whose fraction times the generated layer energy reaches the threshold (all
+of them below it are noise), renormalising those to the layer energy.
+
 Conditions become ``[log(E / E_ref), one-hot(pdg), theta, phi]``. The inverse clips negative
 energies to zero and applies the readout threshold, so generated showers are valid showers.
 The transform is saved as a JSON header plus float arrays (safetensors), never pickled.
@@ -67,6 +78,8 @@ class ShowerTransform:
         eps: regulariser of the log/logit, in units of the energy fraction.
         scale: voxel energies are divided by ``scale * E_inc`` (a sampling fraction, say).
         threshold: voxels below this (MeV) are zeroed on the way back.
+        dequantize: fill empty voxels (and layers) with uniform noise below ``threshold`` on the
+            way in (see the module docstring); training data then differ by the noise draw.
         pdgs: particle ids of the one-hot condition encoding.
         energy_ref: reference energy of the log-energy condition, MeV.
         layer_offsets: first voxel of each readout layer plus V (``Readout.offsets``); required
@@ -78,6 +91,7 @@ class ShowerTransform:
     eps: float = 1e-7
     scale: float = 1.0
     threshold: float = 0.0
+    dequantize: bool = False
     pdgs: list[int] = field(default_factory=lambda: [11])
     energy_ref: float = 1e4
     mean: NDArray[np.float32] | None = None
@@ -89,6 +103,8 @@ class ShowerTransform:
     def __post_init__(self) -> None:
         if self.kind not in ("log", "logit", "layers"):
             raise ValueError(f"unknown transform kind {self.kind!r}")
+        if self.dequantize and not self.threshold > 0:
+            raise ValueError("dequantize needs a readout threshold > 0")
         if self.layer_offsets is not None:
             offsets = [int(o) for o in self.layer_offsets]
             if (
@@ -166,9 +182,15 @@ class ShowerTransform:
         return torch.cat(cols, dim=1)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, showers: NDArray[np.floating], energy: NDArray[np.floating]) -> ShowerTransform:
-        """Fit the per-feature standardisation on ``(N, V)`` showers (MeV), energies (MeV)."""
-        y = self._squash(showers, energy)
+    def fit(
+        self,
+        showers: NDArray[np.floating],
+        energy: NDArray[np.floating],
+        rng: np.random.Generator | None = None,
+    ) -> ShowerTransform:
+        """Fit the per-feature standardisation on ``(N, V)`` showers (MeV), energies (MeV);
+        ``rng`` draws the dequantisation noise (see :meth:`forward`)."""
+        y = self._squash(showers, energy, rng)
         self.mean = y.mean(axis=0).astype(np.float32)
         self.std = _safe_std(y.std(axis=0))
         self.set_range(y.min(axis=0), y.max(axis=0))
@@ -182,26 +204,62 @@ class ShowerTransform:
         self.lo = ((np.asarray(low) - self.mean) / self.std).astype(np.float32)
         self.hi = ((np.asarray(high) - self.mean) / self.std).astype(np.float32)
 
-    def _squash(self, showers: NDArray[np.floating], energy: NDArray[np.floating]) -> NDArray:
-        u = np.asarray(showers, dtype=np.float64) / (self.scale * np.asarray(energy)[:, None])
+    def _squash(
+        self,
+        showers: NDArray[np.floating],
+        energy: NDArray[np.floating],
+        rng: np.random.Generator | None = None,
+    ) -> NDArray:
+        v = np.asarray(showers, dtype=np.float64)
+        unit = self.scale * np.asarray(energy, dtype=np.float64)[:, None]  # MeV per unit of u
+        noise = None
+        if self.dequantize:
+            rng = rng if rng is not None else np.random.default_rng(0)
+            noise = np.where(v > 0, 0.0, rng.uniform(0.0, self.threshold, v.shape))
         if self.kind == "layers":
-            layer = np.stack([u[:, a:b].sum(axis=1) for a, b in self._active_layers()], axis=1)
-            denom = layer[:, self._voxel_layer()]
-            frac = np.divide(u, denom, out=np.zeros_like(u), where=denom > 0)
-            p = self.eps + (1 - 2 * self.eps) * np.clip(frac, 0.0, 1.0)
-            return np.concatenate(
-                [np.log(np.maximum(layer, 0.0) + self.eps), np.log(p) - np.log1p(-p)], axis=1
-            )
+            return self._squash_layers(v, unit, noise, rng)
+        u = (v if noise is None else v + noise) / unit
         if self.kind == "log":
             return np.log(u + self.eps)
-        p = self.eps + (1 - 2 * self.eps) * np.clip(u, 0.0, 1.0)
+        return self._logit(u)
+
+    def _logit(self, frac: NDArray[np.float64]) -> NDArray[np.float64]:
+        p = self.eps + (1 - 2 * self.eps) * np.clip(frac, 0.0, 1.0)
         return np.log(p) - np.log1p(-p)
 
+    def _squash_layers(
+        self,
+        v: NDArray[np.float64],
+        unit: NDArray[np.float64],
+        noise: NDArray[np.float64] | None,
+        rng: np.random.Generator | None,
+    ) -> NDArray[np.float64]:
+        layer = np.stack([v[:, a:b].sum(axis=1) for a, b in self._active_layers()], axis=1)
+        if noise is None:
+            denom = layer[:, self._voxel_layer()]
+            frac = np.divide(v, denom, out=np.zeros_like(v), where=denom > 0)
+        else:  # empty layers: noise energy; voxel noise relative to max(E_layer, threshold)
+            assert rng is not None
+            denom = np.maximum(layer, self.threshold)[:, self._voxel_layer()]
+            frac = (v + noise) / denom
+            layer = np.where(layer > 0, layer, rng.uniform(0.0, self.threshold, layer.shape))
+        return np.concatenate([np.log(layer / unit + self.eps), self._logit(frac)], axis=1)
+
     # ------------------------------------------------------------------ numpy
-    def forward(self, showers: NDArray[np.floating], energy: NDArray[np.floating]) -> NDArray:
-        """Showers ``(N, V)`` MeV -> features ``(N, n_features)`` float32."""
+    def forward(
+        self,
+        showers: NDArray[np.floating],
+        energy: NDArray[np.floating],
+        rng: np.random.Generator | None = None,
+    ) -> NDArray:
+        """Showers ``(N, V)`` MeV -> features ``(N, n_features)`` float32.
+
+        With ``dequantize``, ``rng`` draws the noise of the empty voxels (a generator seeded 0
+        when omitted, so the features are reproducible either way).
+        """
         self._require_fitted()
-        return ((self._squash(showers, energy) - self.mean) / self.std).astype(np.float32)
+        y = self._squash(showers, energy, rng)
+        return ((y - self.mean) / self.std).astype(np.float32)
 
     def inverse(self, features: NDArray[np.floating], energy: NDArray[np.floating]) -> NDArray:
         """Features ``(N, n_features)`` -> showers ``(N, V)`` MeV, non-negative, thresholded."""
@@ -245,6 +303,10 @@ class ShowerTransform:
         onehot = np.zeros((self.n_voxels, n_layers), dtype=np.float32)
         onehot[np.arange(self.n_voxels), self._voxel_layer()] = 1.0
         member = torch.as_tensor(onehot, dtype=y.dtype, device=y.device)
+        if self.dequantize:  # below the threshold: noise (and noise layers hold no energy)
+            layer = torch.where(layer < self.threshold, torch.zeros_like(layer), layer)
+            noise = frac * (layer @ member.T) < self.threshold
+            frac = torch.where(noise, torch.zeros_like(frac), frac)
         total = frac @ member
         per_fraction = layer / torch.clamp(total, min=1e-30)
         return frac * (per_fraction @ member.T)
@@ -254,8 +316,8 @@ class ShowerTransform:
         """The JSON-serialisable settings (everything but the fitted arrays)."""
         return {
             "n_voxels": self.n_voxels, "kind": self.kind, "eps": self.eps, "scale": self.scale,
-            "threshold": self.threshold, "pdgs": list(self.pdgs), "energy_ref": self.energy_ref,
-            "layer_offsets": self.layer_offsets,
+            "threshold": self.threshold, "dequantize": self.dequantize, "pdgs": list(self.pdgs),
+            "energy_ref": self.energy_ref, "layer_offsets": self.layer_offsets,
         }  # fmt: skip
 
     def save(self, directory: str | Path) -> None:

@@ -24,6 +24,7 @@ from twinforge.showers.file import ShowerFile
 __all__ = ["ShowerStream", "fit_transform", "is_validation", "write_split"]
 
 Split = Literal["train", "val"]
+SPLITS: tuple[Split, Split] = ("train", "val")
 
 
 def is_validation(global_index: np.ndarray, fraction: float) -> np.ndarray:
@@ -90,8 +91,11 @@ def fit_transform(
     *,
     val_fraction: float,
     chunk_events: int = 4096,
+    seed: int = 0,
 ) -> ShowerTransform:
-    """Fit the transform's standardisation on the training split, in one streaming pass."""
+    """Fit the transform's standardisation on the training split, in one streaming pass
+    (``seed`` draws the dequantisation noise of a ``dequantize`` transform)."""
+    rng = np.random.default_rng([seed, 1])
     total = 0
     s1 = np.zeros(transform.n_features)
     s2 = np.zeros(transform.n_features)
@@ -100,7 +104,7 @@ def fit_transform(
     for showers, energy, _ in _chunks(
         [Path(p) for p in paths], chunk_events, "train", val_fraction
     ):
-        y = transform._squash(showers, energy)
+        y = transform._squash(showers, energy, rng)
         s1 += y.sum(axis=0, dtype=np.float64)
         s2 += np.einsum("ij,ij->j", y, y, dtype=np.float64)
         np.minimum(low, y.min(axis=0), out=low)
@@ -125,7 +129,9 @@ class ShowerStream(IterableDataset):
         val_fraction: share of events in the validation split.
         batch_size: events per batch.
         chunk_events: events read (and shuffled) at a time.
-        seed: shuffling seed; epoch ``k`` uses ``(seed, k)``.
+        seed: shuffling seed; epoch ``k`` uses ``(seed, k)``. With a ``dequantize`` transform
+            it also draws the noise, once per event: chunk ``j`` of a split always gets the
+            same draw, so cached and streamed epochs see the same features.
         cache_bytes: keep the split's features in memory after the first pass when they take
             at most this many bytes (0: never; the estimate is events x features x 4 bytes).
     """
@@ -172,10 +178,11 @@ class ShowerStream(IterableDataset):
             return
         keep = self._fits_cache()
         parts: list[tuple[np.ndarray, np.ndarray]] = []
-        for showers, energy, cond in _chunks(
-            self.paths, self.chunk_events, self.split, self.val_fraction
+        for j, (showers, energy, cond) in enumerate(
+            _chunks(self.paths, self.chunk_events, self.split, self.val_fraction)
         ):
-            x = self.transform.forward(showers, energy)
+            noise = np.random.default_rng([self.seed, 2, SPLITS.index(self.split), j])
+            x = self.transform.forward(showers, energy, noise)
             c = self.transform.encode_conditions(cond)
             if keep:
                 parts.append((x, c))

@@ -30,11 +30,9 @@ from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.models.base import Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers.file import ShowerFile
-from twinforge.training.data import ShowerStream, fit_transform
+from twinforge.training.data import SPLITS, ShowerStream, fit_transform
 
 __all__ = ["TrainConfig", "run_training"]
-
-SPLITS = ("train", "val")
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +65,11 @@ class TransformSpec(StrictModel):
     eps: PositiveFloat = 1e-6
     scale: float | Literal["auto"] = Field(
         "auto", description="voxels are divided by scale * E_inc; auto: the mean E_vis/E_inc"
+    )
+    dequantize: bool = Field(
+        False,
+        description="fill empty voxels with uniform noise below the readout threshold on the "
+        "way in (the threshold removes it on the way out); helps flows and flow matching",
     )
 
 
@@ -137,6 +140,7 @@ def run_training(
             eps=config.transform.eps,
             scale=scale if config.transform.scale == "auto" else float(config.transform.scale),
             threshold=_threshold(files[0]),
+            dequantize=config.transform.dequantize,
             pdgs=pdgs,
             layer_offsets=_layer_offsets(binning) if kind == "layers" else None,
         )
@@ -144,7 +148,7 @@ def run_training(
         model = klass(model_config, transform.n_features, transform.n_conditions)
     except ValueError as exc:
         raise ConfigError(f"model config: {exc}") from None
-    fit_transform(transform, files, val_fraction=config.data.val_fraction)
+    fit_transform(transform, files, val_fraction=config.data.val_fraction, seed=config.seed)
 
     options = {
         "val_fraction": config.data.val_fraction,
