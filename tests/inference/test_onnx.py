@@ -112,9 +112,9 @@ def showers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_file(SyntheticConfig(detector="tiny", n_events=200, seed=7), path)
 
 
-def trained(family: str, showers_file: Path, out: Path) -> Surrogate:
+def trained(family: str, showers_file: Path, out: Path, transform: dict | None = None) -> Surrogate:
     """A family trained for two steps through the public training path (its own transform
-    kind and config completion), loaded back from its model directory."""
+    kind and config completion, or ``transform``), loaded back from its model directory."""
     from twinforge.training.train import TrainConfig, run_training
 
     family_class(family)
@@ -126,13 +126,21 @@ def trained(family: str, showers_file: Path, out: Path) -> Surrogate:
             "optim": {"max_steps": 2, "batch_size": 32},
             "output": str(out),
         }
+        | ({"transform": transform} if transform else {})
     )
     return Surrogate.load(run_training(config, quiet=True))
 
 
-@pytest.mark.parametrize("family", sorted(_BUILTIN))
-def test_onnx_parity_every_family(tmp_path: Path, showers_file: Path, family: str) -> None:
-    surrogate = trained(family, showers_file, tmp_path / "model")
+@pytest.mark.parametrize(
+    ("family", "transform"),
+    [(f, None) for f in sorted(_BUILTIN)] + [("flow", {"kind": "layers", "dequantize": True})],
+)
+def test_onnx_parity_every_family(
+    tmp_path: Path, showers_file: Path, family: str, transform: dict | None
+) -> None:
+    surrogate = trained(family, showers_file, tmp_path / "model", transform)
+    if transform:
+        assert surrogate.transform.dequantize
     path = export_onnx(surrogate, tmp_path / "model.onnx")
     assert path == tmp_path / "model.onnx"
     session = onnx_session(path)

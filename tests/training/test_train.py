@@ -15,6 +15,7 @@ from twinforge.catalog import Catalog
 from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.models import Surrogate
 from twinforge.showers import ShowerFile
+from twinforge.showers.file import ShowerWriter
 from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
 from twinforge.training.data import ShowerStream, fit_transform, is_validation
 from twinforge.training.train import TrainConfig, run_training
@@ -79,6 +80,39 @@ def test_cached_stream_gives_the_same_events_as_streaming(showers_file: Path) ->
     np.testing.assert_array_equal(rows(cached), reference)  # second pass: from memory
     rows(tiny)
     assert tiny._cached is None
+
+
+def test_dequantised_stream_draws_fresh_training_noise_every_epoch(showers_file: Path) -> None:
+    """Training noise changes between epochs (cached or not, the same features in an epoch);
+    the validation split keeps one draw, so its losses compare between epochs."""
+    from twinforge.models import ShowerTransform
+
+    def rows(stream: ShowerStream) -> np.ndarray:
+        x = np.concatenate([b.numpy() for b, _ in stream])
+        return x[np.lexsort(x.T[::-1])]
+
+    sparse = showers_file.parent / "sparse.h5"
+    if not sparse.exists():  # a third of the voxels empty, as in a real calorimeter
+        with ShowerFile(showers_file) as f:
+            cond, showers = f.read()
+            readout, provenance = f.readout, f.provenance
+        showers[np.random.default_rng(0).random(showers.shape) < 0.3] = 0.0
+        with ShowerWriter(sparse, readout, provenance) as w:
+            w.append(cond, showers)
+    t = ShowerTransform(96, scale=0.015, threshold=0.01515, dequantize=True)
+    fit_transform(t, [sparse], val_fraction=0.2)
+    opts = {"val_fraction": 0.2, "batch_size": 64, "chunk_events": 400}
+    plain = ShowerStream([sparse], t, split="train", **opts)
+    cached = ShowerStream([sparse], t, split="train", cache_bytes=2**30, **opts)
+    first = rows(plain)
+    np.testing.assert_array_equal(rows(cached), first)  # epoch 1: streamed and cached agree
+    second = rows(plain)
+    assert first.shape == second.shape
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(rows(cached), second)  # epoch 2 from memory, fresh noise
+    assert cached._cached_raw is not None
+    val = ShowerStream([sparse], t, split="val", cache_bytes=2**30, **opts)
+    np.testing.assert_array_equal(rows(val), rows(val))
 
 
 def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) -> None:

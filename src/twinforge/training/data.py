@@ -130,8 +130,9 @@ class ShowerStream(IterableDataset):
         batch_size: events per batch.
         chunk_events: events read (and shuffled) at a time.
         seed: shuffling seed; epoch ``k`` uses ``(seed, k)``. With a ``dequantize`` transform
-            it also draws the noise, once per event: chunk ``j`` of a split always gets the
-            same draw, so cached and streamed epochs see the same features.
+            it also draws the noise from ``(seed, split, epoch, chunk)``: fresh in every epoch
+            of the training split, one draw for the validation split; cached and streamed
+            epochs see the same features.
         cache_bytes: keep the split's features in memory after the first pass when they take
             at most this many bytes (0: never; the estimate is events x features x 4 bytes).
     """
@@ -159,6 +160,7 @@ class ShowerStream(IterableDataset):
         self.epoch = 0
         self.cache_bytes = cache_bytes
         self._cached: tuple[np.ndarray, np.ndarray] | None = None
+        self._cached_raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def _fits_cache(self) -> bool:
         if self.cache_bytes <= 0:
@@ -171,26 +173,48 @@ class ShowerStream(IterableDataset):
             self.cache_bytes
         )
 
+    def _noise(self, chunk: int) -> np.random.Generator:
+        """Dequantisation noise of a chunk: fresh every epoch for the training split (as
+        CaloFlow draws it), one draw for the validation split (comparable losses)."""
+        epoch = self.epoch if self.split == "train" else 0
+        return np.random.default_rng([self.seed, 2, SPLITS.index(self.split), epoch, chunk])
+
     def _transformed(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(x, c)`` chunk by chunk: from the cache, or read, transformed (and cached)."""
+        """``(x, c)`` chunk by chunk: from the cache, or read, transformed (and cached).
+
+        The cache holds features, or, for a dequantising transform's training split, the
+        showers of each chunk, transformed again with fresh noise in every epoch.
+        """
+        fresh = self.transform.dequantize and self.split == "train"
         if self._cached is not None:
             yield self._cached
             return
+        if self._cached_raw is not None:
+            parts = [
+                (self.transform.forward(showers, energy, self._noise(j)), c)
+                for j, (showers, energy, c) in enumerate(self._cached_raw)
+            ]
+            yield np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return
         keep = self._fits_cache()
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        features: list[tuple[np.ndarray, np.ndarray]] = []
+        raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for j, (showers, energy, cond) in enumerate(
             _chunks(self.paths, self.chunk_events, self.split, self.val_fraction)
         ):
-            noise = np.random.default_rng([self.seed, 2, SPLITS.index(self.split), j])
-            x = self.transform.forward(showers, energy, noise)
+            x = self.transform.forward(showers, energy, self._noise(j))
             c = self.transform.encode_conditions(cond)
-            if keep:
-                parts.append((x, c))
+            if keep and fresh:
+                raw.append((showers, energy, c))
+            elif keep:
+                features.append((x, c))
             yield x, c
-        if keep and parts:  # a complete pass: later epochs come from memory
+        if raw:  # a complete pass: later epochs come from memory
+            self._cached_raw = raw
+        elif features:
             self._cached = (
-                np.concatenate([p[0] for p in parts]),
-                np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[0] for p in features]),
+                np.concatenate([p[1] for p in features]),
             )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
