@@ -89,6 +89,7 @@ class DemoProfile:
         family: model family to train.
         model_config: the family's configuration.
         transform: feature transform (``log``, ``logit``, ``layers``).
+        dequantize: fill empty voxels with noise below the threshold (``transform.dequantize``).
         lr: learning rate.
         batch_size: training batch size.
         max_steps: optimiser steps at most.
@@ -116,6 +117,7 @@ class DemoProfile:
     family: str = "vae"
     model_config: Mapping[str, Any] = field(default_factory=lambda: dict(MODEL_SETTINGS["vae"][0]))
     transform: str = "layers"
+    dequantize: bool = False
     lr: float = 1e-3
     batch_size: int = 128
     max_steps: int = 800
@@ -184,6 +186,7 @@ FULL = DemoProfile(
     events_per_job=100,
     family=FULL_MODEL,
     model_config=dict(MODEL_SETTINGS[FULL_MODEL][0]),
+    dequantize=True,
     lr=MODEL_SETTINGS[FULL_MODEL][1],
     batch_size=256,
     max_steps=3000,
@@ -397,7 +400,7 @@ def _train(catalog: Catalog, result: DemoResult, progress: Progress) -> None:
         "name": f"demo-{p.family}",
         "data": {"files": [str(result.shower_file)], "val_fraction": 0.1},
         "model": {"family": p.family, "config": dict(p.model_config)},
-        "transform": {"kind": p.transform},
+        "transform": {"kind": p.transform, "dequantize": p.dequantize},
         "optim": {
             "lr": p.lr,
             "batch_size": p.batch_size,
