@@ -212,37 +212,37 @@ class ShowerTransform:
     ) -> NDArray:
         v = np.asarray(showers, dtype=np.float64)
         unit = self.scale * np.asarray(energy, dtype=np.float64)[:, None]  # MeV per unit of u
-        noise = None
+        noise_rng = None
         if self.dequantize:
-            rng = rng if rng is not None else np.random.default_rng(0)
-            noise = np.where(v > 0, 0.0, rng.uniform(0.0, self.threshold, v.shape))
+            noise_rng = rng if rng is not None else np.random.default_rng(0)
         if self.kind == "layers":
-            return self._squash_layers(v, unit, noise, rng)
-        u = (v if noise is None else v + noise) / unit
+            return self._squash_layers(v, unit, noise_rng)
+        if noise_rng is not None:
+            v = v + self._fill(v, noise_rng)
         if self.kind == "log":
-            return np.log(u + self.eps)
-        return self._logit(u)
+            return np.log(v / unit + self.eps)
+        return self._logit(v / unit)
+
+    def _fill(self, energies: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
+        """Dequantisation noise: uniform in ``[0, threshold)`` MeV where ``energies`` are 0."""
+        return np.where(energies > 0, 0.0, rng.uniform(0.0, self.threshold, energies.shape))
 
     def _logit(self, frac: NDArray[np.float64]) -> NDArray[np.float64]:
         p = self.eps + (1 - 2 * self.eps) * np.clip(frac, 0.0, 1.0)
         return np.log(p) - np.log1p(-p)
 
     def _squash_layers(
-        self,
-        v: NDArray[np.float64],
-        unit: NDArray[np.float64],
-        noise: NDArray[np.float64] | None,
-        rng: np.random.Generator | None,
+        self, v: NDArray[np.float64], unit: NDArray[np.float64], rng: np.random.Generator | None
     ) -> NDArray[np.float64]:
+        """``layers`` features before standardisation; ``rng``: dequantise (None: do not)."""
         layer = np.stack([v[:, a:b].sum(axis=1) for a, b in self._active_layers()], axis=1)
-        if noise is None:
+        if rng is None:
             denom = layer[:, self._voxel_layer()]
             frac = np.divide(v, denom, out=np.zeros_like(v), where=denom > 0)
-        else:  # empty layers: noise energy; voxel noise relative to max(E_layer, threshold)
-            assert rng is not None
+        else:  # voxel noise relative to max(E_layer, threshold); empty layers get noise energy
             denom = np.maximum(layer, self.threshold)[:, self._voxel_layer()]
-            frac = (v + noise) / denom
-            layer = np.where(layer > 0, layer, rng.uniform(0.0, self.threshold, layer.shape))
+            frac = (v + self._fill(v, rng)) / denom
+            layer = layer + self._fill(layer, rng)
         return np.concatenate([np.log(layer / unit + self.eps), self._logit(frac)], axis=1)
 
     # ------------------------------------------------------------------ numpy

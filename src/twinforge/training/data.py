@@ -85,6 +85,11 @@ def write_split(
         return writer.n_events
 
 
+def _concat(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Chunks ``[(x, c), ...]`` joined into one ``(x, c)``."""
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def fit_transform(
     transform: ShowerTransform,
     paths: Sequence[str | Path],
@@ -190,11 +195,12 @@ class ShowerStream(IterableDataset):
             yield self._cached
             return
         if self._cached_raw is not None:
-            parts = [
-                (self.transform.forward(showers, energy, self._noise(j)), c)
-                for j, (showers, energy, c) in enumerate(self._cached_raw)
-            ]
-            yield np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            yield _concat(
+                [
+                    (self.transform.forward(showers, energy, self._noise(j)), c)
+                    for j, (showers, energy, c) in enumerate(self._cached_raw)
+                ]
+            )
             return
         keep = self._fits_cache()
         features: list[tuple[np.ndarray, np.ndarray]] = []
@@ -212,10 +218,7 @@ class ShowerStream(IterableDataset):
         if raw:  # a complete pass: later epochs come from memory
             self._cached_raw = raw
         elif features:
-            self._cached = (
-                np.concatenate([p[0] for p in features]),
-                np.concatenate([p[1] for p in features]),
-            )
+            self._cached = _concat(features)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, self.epoch])
