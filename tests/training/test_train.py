@@ -154,6 +154,17 @@ def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:
     cfg = config(tmp_path / "missing.h5", tmp_path / "m")
     with pytest.raises(TwinforgeError, match="file not found"):
         run_training(cfg, quiet=True)
+    # dequantisation needs the readout threshold recorded with the data
+    with ShowerFile(showers_file) as f:
+        cond, showers = f.read()
+        readout = f.readout
+    bare = tmp_path / "no-threshold.h5"
+    with ShowerWriter(bare, readout, {"note": "no detector config"}) as w:
+        w.append(cond, showers)
+    cfg = config(bare, tmp_path / "m")
+    cfg.transform.dequantize = True
+    with pytest.raises(ConfigError, match=r"transform\.dequantize: .*no-threshold\.h5 records no"):
+        run_training(cfg, quiet=True)
     assert not (tmp_path / "m").exists()
 
 

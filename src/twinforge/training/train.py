@@ -131,6 +131,12 @@ def run_training(
     L.seed_everything(config.seed, workers=True, verbose=False)  # before the weights are drawn
     files = [Path(f) for f in config.data.files]
     binning, n_voxels, pdgs, scale = _inspect(files)
+    threshold = _threshold(files[0])
+    if config.transform.dequantize and not threshold > 0:
+        raise ConfigError(
+            f"transform.dequantize: {files[0]} records no readout threshold (provenance "
+            "detector_config.readout.threshold), and the noise must lie below it"
+        )
     try:
         klass = model_class(config.model.family)
         kind = _transform_kind(config)
@@ -139,7 +145,7 @@ def run_training(
             kind=kind,
             eps=config.transform.eps,
             scale=scale if config.transform.scale == "auto" else float(config.transform.scale),
-            threshold=_threshold(files[0]),
+            threshold=threshold,
             dequantize=config.transform.dequantize,
             pdgs=pdgs,
             layer_offsets=_layer_offsets(binning) if kind == "layers" else None,
