@@ -73,6 +73,6 @@ def test_kinds_are_listed() -> None:
     assert {"detector", "synthetic"} <= set(config_kinds())
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.yaml")))
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").rglob("*.yaml")))
 def test_shipped_examples_validate(path: Path) -> None:
     load_config(path)

@@ -59,7 +59,7 @@ CAMPAIGN_NAME = "demo-siw-electrons"
 #: Model configuration and learning rate per family, as in ``examples/train/*.yaml``.
 MODEL_SETTINGS: dict[str, tuple[dict[str, Any], float]] = {
     "vae": ({"latent_dim": 10, "hidden": [100, 50]}, 1e-3),  # Par04 size: vae-par04.yaml
-    "flow": ({}, 1e-3),
+    "flow": ({"shape_marginal_bins": 16}, 1e-3),
     "flow-matching": (
         {"hidden": 512, "blocks": 4, "steps": 16, "solver": "midpoint", "energy_network": True},
         1e-3,

@@ -17,9 +17,10 @@ from twinforge.training.train import TrainConfig, run_training
 THRESHOLD = 0.01515  # tiny detector readout threshold, MeV
 ENERGIES = np.geomspace(1e3, 6.4e4, 24)
 # small, and covering both flow kinds: spline energy flow, affine shape flow (both couplings)
+# behind an element-wise marginal spline
 SMALL = {
     "energy_transforms": 2, "energy_hidden": [32, 32], "energy_passes": 2,
-    "shape_transforms": 2, "shape_hidden": [32, 32],
+    "shape_transforms": 2, "shape_hidden": [32, 32], "shape_marginal_bins": 4,
 }  # fmt: skip
 
 
@@ -128,6 +129,29 @@ def test_onnx_parity(tmp_path: Path, trained: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.max()))
 
 
+def test_marginal_spline_starts_as_identity_and_learns() -> None:
+    config = {**SMALL, "n_layers": 6, "noise": 0.0}  # no random term in the loss
+    klass = model_class("flow")
+    torch.manual_seed(0)
+    with_spline = klass(config, 102, 3)
+    without = klass({**config, "shape_marginal_bins": 0}, 102, 3)
+    spline, *couplings = with_spline.shape_flow.transform.transforms
+    # the spline's widths, heights and derivatives: 4 + 4 + 3 per voxel feature
+    assert sum(p.numel() for p in spline.parameters()) == 96 * (4 + 4 + 3)
+    without.energy_flow.load_state_dict(with_spline.energy_flow.state_dict())
+    for mine, theirs in zip(without.shape_flow.transform.transforms, couplings, strict=True):
+        mine.load_state_dict(theirs.state_dict())
+    x, c = torch.randn(16, 102), torch.randn(16, 3)
+    with torch.no_grad():  # identity at initialisation: the same density as without it
+        torch.testing.assert_close(
+            with_spline.loss(x, c)["nll_shape"], without.loss(x, c)["nll_shape"]
+        )
+    optimiser = torch.optim.Adam(with_spline.parameters(), lr=1e-2)
+    with_spline.loss(x, c)["loss"].backward()
+    optimiser.step()
+    assert any(p.abs().sum() > 0 for p in spline.parameters())
+
+
 def test_config_errors(tmp_path: Path, data: Path) -> None:
     klass = model_class("flow")
     with pytest.raises(ValueError, match="n_layers is required"):
@@ -136,6 +160,10 @@ def test_config_errors(tmp_path: Path, data: Path) -> None:
         klass({"n_layers": 6, "layers": 3}, 102, 3)
     with pytest.raises(ValueError, match="shape_flow must be one of"):
         klass({"n_layers": 6, "shape_flow": "glow"}, 102, 3)
+    with pytest.raises(ValueError, match="shape_marginal_bins must be 0 or >= 2"):
+        klass({"n_layers": 6, "shape_marginal_bins": 1}, 102, 3)
+    with pytest.raises(ValueError, match="marginal_bound must be > 0"):
+        klass({"n_layers": 6, "marginal_bound": 0}, 102, 3)
     config = train_config(data, tmp_path / "m").model_dump()
     config["transform"] = {"kind": "log"}
     with pytest.raises(ConfigError, match="needs transform kind 'layers'"):

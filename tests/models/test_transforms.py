@@ -169,15 +169,16 @@ def test_features_constant_in_training_are_not_blown_up(tiny) -> None:
     assert np.abs(t.forward(hit, energy[:5])).max() < 100
 
 
+@pytest.mark.parametrize("noise_edge", [1.0, 0.1])
 @pytest.mark.parametrize("kind", ["layers", "log", "logit"])
-def test_dequantised_round_trip_is_exact(tiny, kind: str) -> None:
+def test_dequantised_round_trip_is_exact(tiny, kind: str, noise_edge: float) -> None:
     """The noise stays below the threshold, which the inverse applies: showers come back."""
     showers, energy, offsets = tiny
     showers = showers.copy()
     showers[:10, offsets[2] : offsets[3]] = 0.0  # empty layers
     t = ShowerTransform(
         96, kind=kind, eps=1e-6, scale=0.015, threshold=THRESHOLD, dequantize=True,
-        layer_offsets=offsets,
+        noise_edge=noise_edge, layer_offsets=offsets,
     ).fit(showers, energy, np.random.default_rng(1))  # fmt: skip
     features = t.forward(showers, energy, np.random.default_rng(2))
     assert np.isfinite(features).all()
@@ -202,14 +203,36 @@ def test_dequantisation_removes_the_empty_voxel_spike(tiny) -> None:
     assert values[empty].max() < values[~empty].min()
 
 
+def test_noise_edge_leaves_a_gap_below_the_threshold(tiny) -> None:
+    """With ``noise_edge`` 0.1 the noise of empty voxels fills [0, 0.1 * threshold) only."""
+    showers, energy, _ = tiny
+    showers = showers.copy()
+    showers[::2, 80:] = 0.0  # outer voxels empty in half of the showers
+    t = ShowerTransform(96, kind="log", eps=1e-9, scale=0.015, threshold=THRESHOLD,
+                        dequantize=True, noise_edge=0.1).fit(showers, energy)  # fmt: skip
+    y = t.forward(showers, energy).astype(np.float64) * t.std + t.mean
+    mev = (np.exp(y) - t.eps) * t.scale * energy[:, None]  # before the threshold
+    noise = mev[showers == 0]
+    assert noise.max() < 0.1 * THRESHOLD
+    assert noise.max() > 0.09 * THRESHOLD
+    assert np.median(noise) > 0.04 * THRESHOLD
+    np.testing.assert_allclose(mev[showers > 0], showers[showers > 0], rtol=1e-4)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="noise_edge must be in"):
+            ShowerTransform(96, threshold=THRESHOLD, dequantize=True, noise_edge=bad)
+
+
 def test_dequantisation_is_seeded_and_saved(tmp_path: Path, tiny) -> None:
     showers, energy, offsets = tiny
-    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, dequantize=True)
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, dequantize=True,
+                         noise_edge=0.5)  # fmt: skip
     t.fit(showers, energy)
     a = t.forward(showers, energy, np.random.default_rng(3))
     np.testing.assert_array_equal(a, t.forward(showers, energy, np.random.default_rng(3)))
     assert not np.array_equal(a, t.forward(showers, energy, np.random.default_rng(4)))
     t.save(tmp_path)
-    assert ShowerTransform.load(tmp_path).dequantize
+    again = ShowerTransform.load(tmp_path)
+    assert again.dequantize
+    assert again.noise_edge == 0.5
     with pytest.raises(ValueError, match="dequantize needs a readout threshold"):
         layers_transform(offsets, dequantize=True)

@@ -147,6 +147,9 @@ def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:
                                       "optim": {"lr_max": 1}}, "t")  # fmt: skip
     with pytest.raises(ConfigError, match="at least one shower file"):
         validate_config(TrainConfig, {"name": "x", "data": {"files": []}}, "t")
+    with pytest.raises(ConfigError, match="noise_edge is the edge of the dequantisation noise"):
+        validate_config(TrainConfig, {"name": "x", "data": {"files": ["a.h5"]},
+                                      "transform": {"noise_edge": 0.1}}, "t")  # fmt: skip
     cfg = config(showers_file, tmp_path / "m")
     cfg.model.config = {"latent": 3}
     with pytest.raises(ConfigError, match="unknown VAE option"):

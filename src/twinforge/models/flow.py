@@ -26,7 +26,15 @@ Config (``model.config`` of the training YAML):
 - ``energy_passes`` / ``shape_passes``: passes of the inverse, 2 for couplings, ``null`` for
   fully autoregressive (``n_layers`` or ``V`` sequential passes when sampling);
 - ``bins``: spline bins of the ``"nsf"`` flows;
-- ``noise``: standard deviation of the dequantisation noise of the loss.
+- ``noise``: standard deviation of the dequantisation noise of the loss;
+- ``shape_marginal_bins``: bins of an unconditional element-wise spline on the data side of the
+  shape flow (0: none). Each voxel feature gets its own monotonic rational-quadratic spline on
+  ``[-marginal_bound, marginal_bound]`` (identity outside), initialised to the identity. Affine
+  couplings alone cannot shape a voxel's bimodal marginal (the dequantisation noise below the
+  threshold, then a gap, then the deposits of a few hundred keV of a charged particle crossing
+  the layer) and spill probability into the gap, i.e. showers with far too many near-threshold
+  voxels; the spline keeps the gap open for ``3 * bins`` parameters per voxel;
+- ``marginal_bound``: the spline's half range, in standardised feature units.
 """
 
 from __future__ import annotations
@@ -36,7 +44,12 @@ from typing import Any, ClassVar
 
 import torch
 from zuko.distributions import DiagNormal
-from zuko.flows import Flow, MaskedAutoregressiveTransform, UnconditionalDistribution
+from zuko.flows import (
+    Flow,
+    MaskedAutoregressiveTransform,
+    UnconditionalDistribution,
+    UnconditionalTransform,
+)
 from zuko.transforms import MonotonicRQSTransform
 
 from twinforge.models.base import GenerativeModel
@@ -55,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "shape_passes": 2,
     "bins": 8,
     "noise": 0.01,
+    "shape_marginal_bins": 0,
+    "marginal_bound": 10.0,
 }
 
 _KINDS = ("nsf", "maf")
@@ -94,8 +109,14 @@ def _flow(
     passes: int | None,
     bins: int,
     shuffle: bool,
+    marginal_bins: int = 0,
+    marginal_bound: float = 10.0,
 ) -> Flow:
-    """A zuko flow of masked autoregressive transforms over a standard normal base."""
+    """A zuko flow of masked autoregressive transforms over a standard normal base.
+
+    ``marginal_bins > 0`` puts an unconditional element-wise spline (identity at initialisation)
+    first, on the data side.
+    """
     univariate: dict[str, Any] = {}
     if kind == "nsf":
         univariate = {
@@ -114,6 +135,14 @@ def _flow(
         )
         for order in orders
     ]
+    if marginal_bins > 0:
+        zeros = partial(torch.zeros, features)
+        spline = UnconditionalTransform(
+            MonotonicRQSTransform,
+            zeros(marginal_bins), zeros(marginal_bins), zeros(marginal_bins - 1),
+            bound=marginal_bound, slope=1e-3,
+        )  # fmt: skip
+        layers = [spline, *layers]
     base = UnconditionalDistribution(
         DiagNormal, loc=torch.zeros(features), scale=torch.ones(features), buffer=True
     )
@@ -146,6 +175,11 @@ class CaloFlow(GenerativeModel):
         for key in ("energy_transforms", "shape_transforms", "bins"):
             if int(cfg[key]) < 1:
                 raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
+        marginal_bins = int(cfg["shape_marginal_bins"])
+        if marginal_bins < 0 or marginal_bins == 1:
+            raise ValueError(f"shape_marginal_bins must be 0 or >= 2, got {marginal_bins}")
+        if float(cfg["marginal_bound"]) <= 0:
+            raise ValueError(f"marginal_bound must be > 0, got {cfg['marginal_bound']}")
         for key in ("energy_passes", "shape_passes"):
             if cfg[key] is not None and int(cfg[key]) < 1:
                 raise ValueError(f"{key} must be >= 1 or null, got {cfg[key]}")
@@ -163,6 +197,8 @@ class CaloFlow(GenerativeModel):
             transforms=int(cfg["shape_transforms"]), hidden=cfg["shape_hidden"],
             passes=_passes(cfg["shape_passes"]),
             bins=int(cfg["bins"]), shuffle=True,
+            marginal_bins=marginal_bins,
+            marginal_bound=float(cfg["marginal_bound"]),
         )  # fmt: skip
 
     def loss(self, x: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -29,6 +29,12 @@ fractions of a layer are the noise divided by ``max(E_layer, threshold)``, and t
 keeps the voxels whose fraction times the generated layer energy reaches the threshold (all
 of them below it are noise), renormalising those to the layer energy.
 
+The noise of uniform ``[0, threshold)`` is densest, in log space, right at its upper edge, the
+threshold: a model that smooths that cliff puts mass just above it, i.e. spurious voxels of 1-5
+times the threshold (twice the Geant4 occupancy on the siw detector). ``noise_edge < 1`` draws
+the noise from ``[0, noise_edge * threshold)`` instead, leaving a gap below the threshold that
+the inverse cuts away along with whatever a model smears into it.
+
 Conditions become ``[log(E / E_ref), one-hot(pdg), theta, phi]``. The inverse clips negative
 energies to zero and applies the readout threshold, so generated showers are valid showers.
 The transform is saved as a JSON header plus float arrays (safetensors), never pickled.
@@ -80,6 +86,9 @@ class ShowerTransform:
         threshold: voxels below this (MeV) are zeroed on the way back.
         dequantize: fill empty voxels (and layers) with uniform noise below ``threshold`` on the
             way in (see the module docstring); training data then differ by the noise draw.
+        noise_edge: the noise is uniform in ``[0, noise_edge * threshold)`` MeV, ``0 < noise_edge
+            <= 1``. Below 1 it leaves a gap under the threshold (see the module docstring).
+
         pdgs: particle ids of the one-hot condition encoding.
         energy_ref: reference energy of the log-energy condition, MeV.
         layer_offsets: first voxel of each readout layer plus V (``Readout.offsets``); required
@@ -92,6 +101,7 @@ class ShowerTransform:
     scale: float = 1.0
     threshold: float = 0.0
     dequantize: bool = False
+    noise_edge: float = 1.0
     pdgs: list[int] = field(default_factory=lambda: [11])
     energy_ref: float = 1e4
     mean: NDArray[np.float32] | None = None
@@ -105,6 +115,8 @@ class ShowerTransform:
             raise ValueError(f"unknown transform kind {self.kind!r}")
         if self.dequantize and not self.threshold > 0:
             raise ValueError("dequantize needs a readout threshold > 0")
+        if not 0.0 < self.noise_edge <= 1.0:
+            raise ValueError(f"noise_edge must be in (0, 1], got {self.noise_edge}")
         if self.layer_offsets is not None:
             offsets = [int(o) for o in self.layer_offsets]
             if (
@@ -224,8 +236,10 @@ class ShowerTransform:
         return self._logit(v / unit)
 
     def _fill(self, energies: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
-        """Dequantisation noise: uniform in ``[0, threshold)`` MeV where ``energies`` are 0."""
-        return np.where(energies > 0, 0.0, rng.uniform(0.0, self.threshold, energies.shape))
+        """Dequantisation noise: uniform in ``[0, noise_edge * threshold)`` MeV where
+        ``energies`` are 0."""
+        edge = self.noise_edge * self.threshold
+        return np.where(energies > 0, 0.0, rng.uniform(0.0, edge, energies.shape))
 
     def _logit(self, frac: NDArray[np.float64]) -> NDArray[np.float64]:
         p = self.eps + (1 - 2 * self.eps) * np.clip(frac, 0.0, 1.0)
@@ -316,7 +330,8 @@ class ShowerTransform:
         """The JSON-serialisable settings (everything but the fitted arrays)."""
         return {
             "n_voxels": self.n_voxels, "kind": self.kind, "eps": self.eps, "scale": self.scale,
-            "threshold": self.threshold, "dequantize": self.dequantize, "pdgs": list(self.pdgs),
+            "threshold": self.threshold, "dequantize": self.dequantize,
+            "noise_edge": self.noise_edge, "pdgs": list(self.pdgs),
             "energy_ref": self.energy_ref, "layer_offsets": self.layer_offsets,
         }  # fmt: skip
 

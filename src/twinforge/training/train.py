@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from twinforge import __version__
 from twinforge._json import finite_or_none
@@ -71,6 +71,18 @@ class TransformSpec(StrictModel):
         description="fill empty voxels with uniform noise below the readout threshold on the "
         "way in (the threshold removes it on the way out); helps flows and flow matching",
     )
+    noise_edge: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="with dequantize: the noise is uniform in [0, noise_edge * threshold) MeV",
+    )
+
+    @model_validator(mode="after")
+    def _edge_needs_noise(self) -> TransformSpec:
+        if self.noise_edge != 1.0 and not self.dequantize:
+            raise ValueError("noise_edge is the edge of the dequantisation noise: set dequantize")
+        return self
 
 
 class OptimSpec(StrictModel):
@@ -147,6 +159,7 @@ def run_training(
             scale=scale if config.transform.scale == "auto" else float(config.transform.scale),
             threshold=threshold,
             dequantize=config.transform.dequantize,
+            noise_edge=config.transform.noise_edge,
             pdgs=pdgs,
             layer_offsets=_layer_offsets(binning) if kind == "layers" else None,
         )
