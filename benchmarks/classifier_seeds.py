@@ -2,11 +2,15 @@
 
     .venv/bin/python benchmarks/classifier_seeds.py REF.h5 GEN.h5 --seeds 0 1 2 3
     .venv/bin/python benchmarks/classifier_seeds.py REF.h5 GEN.h5 --epochs 30 --patience 5
+    .venv/bin/python benchmarks/classifier_seeds.py REF.h5 GEN.h5 --standardise
 
 One AUC of the suite's classifier (CaloChallenge protocol, :mod:`twinforge.validation.classifier`)
 moves with the seed of its split and initialisation, and with its epoch budget; this script
 measures both on whole files (no noise floor, no other metric), so a model's AUC is quoted as
-a mean and spread. Run by hand; figures go to docs/benchmarks.md.
+a mean and spread. ``--standardise`` scales every input column to zero mean and unit variance
+over both files first (not the CaloChallenge protocol; see ``classifier_sensitivity.py``, which
+shows that the default classifier is blind without it). Run by hand; figures go to
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -39,10 +43,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=ClassifierConfig().epochs)
     parser.add_argument("--patience", type=int, default=ClassifierConfig().patience)
+    parser.add_argument("--standardise", action="store_true", help="unit-variance inputs")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     ref, gen = features(args.reference), features(args.generated)
+    if args.standardise:
+        both = np.concatenate([ref, gen])
+        mean, std = both.mean(axis=0), both.std(axis=0)
+        std[std < 1e-12] = 1.0
+        ref, gen = (ref - mean) / std, (gen - mean) / std
     rows = []
     for seed in args.seeds:
         config = ClassifierConfig(seed=seed, epochs=args.epochs, patience=args.patience)
@@ -57,7 +67,8 @@ def main() -> None:
     print(f"AUC mean {aucs.mean():.3f}, min {aucs.min():.3f}, max {aucs.max():.3f}")
     if args.out:
         summary = {"reference": str(args.reference), "generated": str(args.generated),
-                   "epochs": args.epochs, "patience": args.patience, "rows": rows}  # fmt: skip
+                   "epochs": args.epochs, "patience": args.patience,
+                   "standardise": args.standardise, "rows": rows}  # fmt: skip
         args.out.write_text(json.dumps(summary, indent=1))
 
 
