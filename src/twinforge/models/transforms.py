@@ -88,7 +88,6 @@ class ShowerTransform:
             way in (see the module docstring); training data then differ by the noise draw.
         noise_edge: the noise is uniform in ``[0, noise_edge * threshold)`` MeV, ``0 < noise_edge
             <= 1``. Below 1 it leaves a gap under the threshold (see the module docstring).
-
         pdgs: particle ids of the one-hot condition encoding.
         energy_ref: reference energy of the log-energy condition, MeV.
         layer_offsets: first voxel of each readout layer plus V (``Readout.offsets``); required
