@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from classifier_sensitivity import standardised  # the script beside this one
 
 from twinforge.showers import ShowerFile
 from twinforge.validation.classifier import (
@@ -49,10 +50,7 @@ def main() -> None:
 
     ref, gen = features(args.reference), features(args.generated)
     if args.standardise:
-        both = np.concatenate([ref, gen])
-        mean, std = both.mean(axis=0), both.std(axis=0)
-        std[std < 1e-12] = 1.0
-        ref, gen = (ref - mean) / std, (gen - mean) / std
+        ref, gen = standardised(ref, gen)
     rows = []
     for seed in args.seeds:
         config = ClassifierConfig(seed=seed, epochs=args.epochs, patience=args.patience)

@@ -43,6 +43,14 @@ from twinforge.validation.classifier import (
 Distortion = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
+def standardised(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` with every column scaled to zero mean, unit variance over both."""
+    both = np.concatenate([a, b])
+    mean, std = both.mean(axis=0), both.std(axis=0)
+    std[std < 1e-12] = 1.0
+    return (a - mean) / std, (b - mean) / std
+
+
 def distortions(shape: tuple[int, int, int], threshold: float) -> dict[str, Distortion]:
     """Named distortions of ``(N, V)`` showers; ``shape`` is ``(layers, alpha, r)``."""
 
@@ -101,10 +109,7 @@ def main() -> None:
         distorted = distort(showers[b].astype(np.float32), np.random.default_rng(args.seed + 1))
         feat_b = low_level_features(distorted, cond.energy[b])
         if args.standardise:
-            both = np.concatenate([feat_a, feat_b])
-            mean, std = both.mean(axis=0), both.std(axis=0)
-            std[std < 1e-12] = 1.0
-            result = train_classifier((feat_a - mean) / std, (feat_b - mean) / std)
+            result = train_classifier(*standardised(feat_a, feat_b), ClassifierConfig())
         else:
             result = train_classifier(feat_a, feat_b, ClassifierConfig())
         rows.append({"distortion": name, "auc": result.auc})
