@@ -10,9 +10,10 @@ import torch
 
 from twinforge.errors import ConfigError
 from twinforge.models import Surrogate, model_class
+from twinforge.models.transforms import ShowerTransform
 from twinforge.showers import Conditions, ShowerFile
 from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
-from twinforge.training.train import TrainConfig, run_training
+from twinforge.training.train import TrainConfig, _model_config, run_training
 
 THRESHOLD = 0.01515  # tiny detector readout threshold, MeV
 ENERGIES = np.geomspace(1e3, 6.4e4, 24)
@@ -45,10 +46,16 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_file(SyntheticConfig(detector="tiny", n_events=500, seed=4), path)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
+# the joint shape flow (behind the marginal spline) and the layer-wise one
+SHAPE_FLOWS = {"joint": {}, "layerwise": {"shape_layerwise": True}}
+
+
+@pytest.fixture(scope="module", params=sorted(SHAPE_FLOWS))
+def trained(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, data: Path
+) -> Path:
     out = tmp_path_factory.mktemp("models") / "flow"
-    return run_training(train_config(data, out), quiet=True)
+    return run_training(train_config(data, out, **SHAPE_FLOWS[request.param]), quiet=True)
 
 
 def test_training_writes_a_flow_model(trained: Path) -> None:
@@ -88,12 +95,32 @@ def test_decode_inverts_both_flows(trained: Path, data: Path) -> None:
         cond, showers = f.read(0, 32)
     x = torch.from_numpy(t.forward(showers, cond.energy))
     c = torch.from_numpy(t.encode_conditions(cond))
-    n = model.n_layers
     with torch.no_grad():
-        z_energy = model.energy_flow(c).transform(x[:, :n])
-        z_shape = model.shape_flow(torch.cat([c, x[:, :n]], dim=1)).transform(x[:, n:])
-        back = model.decode(torch.cat([z_energy, z_shape], dim=1), c)
+        z = model.encode(x, c)
+        back = model.decode(z, c)
+        n = model.n_layers  # the energy part is the energy flow's own transform
+        torch.testing.assert_close(z[:, :n], model.energy_flow(c).transform(x[:, :n]))
     torch.testing.assert_close(back, x, rtol=1e-3, atol=1e-3)
+
+
+def test_layerwise_shape_flow_is_causal_in_depth() -> None:
+    """Layer i of a layer-wise flow depends on the noise of layers <= i only, and its network
+    is sized by one layer (16 voxels), not the whole shower."""
+    config = {**SMALL, **SHAPE_FLOWS["layerwise"], "n_layers": 6}
+    torch.manual_seed(0)
+    model = model_class("flow")(config, 102, 3).eval()
+    coupling = model.shape_flow.transform.transforms[1]  # after the marginal splines
+    assert coupling.hyper[0].in_features == 16 + 3 + 6 + 6 + 1 + 16  # voxels + context
+    z, c = torch.randn(4, 102), torch.randn(4, 3)
+    changed = z.clone()
+    changed[:, 6 + 3 * 16 : 6 + 4 * 16] += 1.0  # the noise of layer 3
+    with torch.no_grad():
+        a, b = model.decode(z, c), model.decode(changed, c)
+    layer = lambda x, i: x[:, 6 + i * 16 : 6 + (i + 1) * 16]  # noqa: E731
+    for i in range(3):
+        torch.testing.assert_close(layer(a, i), layer(b, i))
+    for i in range(3, 6):
+        assert not torch.allclose(layer(a, i), layer(b, i))
 
 
 def test_loss_terms_and_gradients(trained: Path, data: Path) -> None:
@@ -129,14 +156,16 @@ def test_onnx_parity(tmp_path: Path, trained: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.max()))
 
 
-def test_marginal_spline_starts_as_identity_and_learns() -> None:
-    config = {**SMALL, "n_layers": 6, "noise": 0.0}  # no random term in the loss
+@pytest.mark.parametrize("shape", sorted(SHAPE_FLOWS))
+def test_marginal_spline_starts_as_identity_and_learns(shape: str) -> None:
+    config = {**SMALL, **SHAPE_FLOWS[shape], "n_layers": 6, "noise": 0.0}  # no random loss term
     klass = model_class("flow")
     torch.manual_seed(0)
     with_spline = klass(config, 102, 3)
     without = klass({**config, "shape_marginal_bins": 0}, 102, 3)
     spline, *couplings = with_spline.shape_flow.transform.transforms
-    # the spline's widths, heights and derivatives: 4 + 4 + 3 per voxel feature
+    # the spline's widths, heights and derivatives: 4 + 4 + 3 per voxel feature (16 voxels of 6
+    # layers: one spline each, also when the layers share the shape flow)
     assert sum(p.numel() for p in spline.parameters()) == 96 * (4 + 4 + 3)
     without.energy_flow.load_state_dict(with_spline.energy_flow.state_dict())
     for mine, theirs in zip(without.shape_flow.transform.transforms, couplings, strict=True):
@@ -164,6 +193,11 @@ def test_config_errors(tmp_path: Path, data: Path) -> None:
         klass({"n_layers": 6, "shape_marginal_bins": 1}, 102, 3)
     with pytest.raises(ValueError, match="marginal_bound must be > 0"):
         klass({"n_layers": 6, "marginal_bound": 0}, 102, 3)
+    with pytest.raises(ValueError, match="equal voxel count: 97 shape features"):
+        klass({"n_layers": 6, "shape_layerwise": True}, 103, 3)
+    uneven = ShowerTransform(64, kind="layers", layer_offsets=[0, 16, 64])  # 16 + 48 voxels
+    with pytest.raises(ValueError, match=r"equal voxel count; this readout has \[16, 48\]"):
+        _model_config(train_config(data, tmp_path / "m", shape_layerwise=True), uneven)
     config = train_config(data, tmp_path / "m").model_dump()
     config["transform"] = {"kind": "log"}
     with pytest.raises(ConfigError, match="needs transform kind 'layers'"):

@@ -35,7 +35,16 @@ Config (``model.config`` of the training YAML):
   particles crossing the layer); on the siw detector the spline lowered the best validation NLL
   by 4 % (docs/benchmarks.md). The spurious near-threshold voxels are removed by the
   transform's ``noise_edge``, not by the spline;
-- ``marginal_bound``: the spline's half range, in standardised feature units.
+- ``marginal_bound``: the spline's half range, in standardised feature units;
+- ``shape_layerwise``: one shape flow shared by all layers instead of one over all ``V``
+  features (iCaloFlow style). It models the ``m = V / n_layers`` features of one layer given
+  ``(c, all layer features, one-hot layer index, the layer's own energy feature, the previous
+  layer's shape features)``, so a shower is ``n_layers`` training rows (teacher forcing: the
+  previous layer is the data's) and the network is sized by ``m``, not ``V``: fewer
+  parameters, ``n_layers`` times more rows to learn them from, and every layer sees the one
+  before it. Sampling runs the layers in order (``n_layers`` sequential inverses, unrolled in
+  an ONNX export). Needs layers of equal voxel count (regular readouts, CaloChallenge
+  datasets 2 and 3). ``shape_marginal_bins`` then gives each (layer, voxel) its own spline.
 """
 
 from __future__ import annotations
@@ -44,14 +53,16 @@ from functools import partial
 from typing import Any, ClassVar
 
 import torch
+from torch.distributions import Transform
 from zuko.distributions import DiagNormal
 from zuko.flows import (
     Flow,
+    LazyTransform,
     MaskedAutoregressiveTransform,
     UnconditionalDistribution,
     UnconditionalTransform,
 )
-from zuko.transforms import MonotonicRQSTransform
+from zuko.transforms import DependentTransform, MonotonicRQSTransform
 
 from twinforge.models.base import GenerativeModel
 
@@ -71,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "noise": 0.01,
     "shape_marginal_bins": 0,
     "marginal_bound": 10.0,
+    "shape_layerwise": False,
 }
 
 _KINDS = ("nsf", "maf")
@@ -100,6 +112,30 @@ def _passes(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+class _LayerSplines(LazyTransform):
+    """Element-wise monotonic rational-quadratic splines, one per (layer, feature), for the
+    layer-wise shape flow: the layer is the one-hot ``context[:, start : start + layers]``.
+    All zeros (the initialisation) is the identity."""
+
+    def __init__(self, layers: int, features: int, bins: int, bound: float, start: int) -> None:
+        super().__init__()
+        self.start, self.layers, self.features, self.bound = start, layers, features, bound
+        self.widths = torch.nn.Parameter(torch.zeros(layers, features * bins))
+        self.heights = torch.nn.Parameter(torch.zeros(layers, features * bins))
+        self.derivatives = torch.nn.Parameter(torch.zeros(layers, features * (bins - 1)))
+
+    def forward(self, c: torch.Tensor | None = None) -> Transform:
+        if c is None:
+            raise ValueError("the layer-wise splines need a context with the one-hot layer")
+        onehot = c[:, self.start : self.start + self.layers]
+        widths, heights, derivatives = (
+            (onehot @ p).unflatten(-1, (self.features, -1))  # no fixed batch size (ONNX)
+            for p in (self.widths, self.heights, self.derivatives)
+        )
+        spline = MonotonicRQSTransform(widths, heights, derivatives, bound=self.bound, slope=1e-3)
+        return DependentTransform(spline, 1)
+
+
 def _flow(
     kind: str,
     features: int,
@@ -112,11 +148,13 @@ def _flow(
     shuffle: bool,
     marginal_bins: int = 0,
     marginal_bound: float = 10.0,
+    marginal_layers: tuple[int, int] | None = None,
 ) -> Flow:
     """A zuko flow of masked autoregressive transforms over a standard normal base.
 
-    ``marginal_bins > 0`` puts an unconditional element-wise spline (identity at initialisation)
-    first, on the data side.
+    ``marginal_bins > 0`` puts an element-wise spline (identity at initialisation) first, on the
+    data side: unconditional, or one per layer given ``marginal_layers = (layers, start)``, the
+    one-hot layer index at ``context[:, start : start + layers]``.
     """
     univariate: dict[str, Any] = {}
     if kind == "nsf":
@@ -136,7 +174,11 @@ def _flow(
         )
         for order in orders
     ]
-    if marginal_bins > 0:
+    if marginal_bins > 0 and marginal_layers is not None:
+        count, start = marginal_layers
+        splines = _LayerSplines(count, features, marginal_bins, marginal_bound, start)
+        layers = [splines, *layers]
+    elif marginal_bins > 0:
         zeros = partial(torch.zeros, features)
         spline = UnconditionalTransform(
             MonotonicRQSTransform,
@@ -188,19 +230,54 @@ class CaloFlow(GenerativeModel):
             raise ValueError(f"noise must be >= 0, got {cfg['noise']}")
         self.n_layers = n_layers
         self.n_shape = n_voxels - n_layers
+        self.layerwise = bool(cfg["shape_layerwise"])
+        if self.layerwise and self.n_shape % n_layers:
+            raise ValueError(
+                f"shape_layerwise needs layers of equal voxel count: {self.n_shape} shape "
+                f"features do not split into {n_layers} layers"
+            )
+        # features and context of one shape-flow row: a layer, or the whole shower
+        shape_features = self.n_shape // n_layers if self.layerwise else self.n_shape
+        shape_context = n_conditions + n_layers
+        if self.layerwise:  # + one-hot layer, own layer feature, previous layer's shape
+            shape_context += n_layers + 1 + shape_features
         self.energy_flow = _flow(
             cfg["energy_flow"], n_layers, n_conditions,
             transforms=int(cfg["energy_transforms"]), hidden=cfg["energy_hidden"],
             passes=_passes(cfg["energy_passes"]), bins=int(cfg["bins"]), shuffle=False,
         )  # fmt: skip
         self.shape_flow = _flow(
-            cfg["shape_flow"], self.n_shape, n_conditions + n_layers,
+            cfg["shape_flow"], shape_features, shape_context,
             transforms=int(cfg["shape_transforms"]), hidden=cfg["shape_hidden"],
             passes=_passes(cfg["shape_passes"]),
             bins=int(cfg["bins"]), shuffle=True,
             marginal_bins=marginal_bins,
             marginal_bound=float(cfg["marginal_bound"]),
+            # the one-hot layer index follows the conditions and layer features
+            marginal_layers=(n_layers, n_conditions + n_layers) if self.layerwise else None,
         )  # fmt: skip
+
+    def _shape_rows(
+        self, c: torch.Tensor, energy: torch.Tensor, shape: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context and features of the shape-flow rows: one row per shower, or, with
+        ``shape_layerwise``, one per layer, ``(B * n_layers, ...)``, given the previous layer of
+        ``shape`` (teacher forcing; zeros before the first)."""
+        if not self.layerwise:
+            return torch.cat([c, energy], dim=1), shape
+        n, layers = len(shape), self.n_layers
+        shape = shape.reshape(n, layers, -1)
+        previous = torch.cat([torch.zeros_like(shape[:, :1]), shape[:, :-1]], dim=1)
+        context = torch.cat(
+            [
+                torch.cat([c, energy], dim=1)[:, None].expand(n, layers, -1),
+                torch.eye(layers, dtype=shape.dtype).expand(n, layers, layers),
+                energy[:, :, None],
+                previous,
+            ],
+            dim=2,
+        )
+        return context.reshape(n * layers, -1), shape.reshape(n * layers, -1)
 
     def loss(self, x: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Tensor]:
         noise = float(self.config["noise"])
@@ -208,8 +285,16 @@ class CaloFlow(GenerativeModel):
             x = x + noise * torch.randn_like(x)
         energy, shape = x[:, : self.n_layers], x[:, self.n_layers :]
         nll_energy = -self.energy_flow(c).log_prob(energy).mean()
-        nll_shape = -self.shape_flow(torch.cat([c, energy], dim=1)).log_prob(shape).mean()
+        context, rows = self._shape_rows(c, energy, shape)
+        nll_shape = -self.shape_flow(context).log_prob(rows).sum() / len(x)
         return {"loss": nll_energy + nll_shape, "nll_energy": nll_energy, "nll_shape": nll_shape}
+
+    def encode(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The noise ``(B, F)`` that :meth:`decode` maps back to the features ``x`` ``(B, F)``."""
+        energy, shape = x[:, : self.n_layers], x[:, self.n_layers :]
+        context, rows = self._shape_rows(c, energy, shape)
+        z_shape = self.shape_flow.transform(context)(rows).reshape(len(x), -1)
+        return torch.cat([self.energy_flow.transform(c)(energy), z_shape], dim=1)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.n_voxels, generator=generator)
@@ -217,5 +302,15 @@ class CaloFlow(GenerativeModel):
     def decode(self, noise: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         energy = self.energy_flow.transform(c).inv(noise[:, : self.n_layers])
         context = torch.cat([c, energy], dim=1)
-        shape = self.shape_flow.transform(context).inv(noise[:, self.n_layers :])
-        return torch.cat([energy, shape], dim=1)
+        if not self.layerwise:
+            shape = self.shape_flow.transform(context).inv(noise[:, self.n_layers :])
+            return torch.cat([energy, shape], dim=1)
+        # slices, not reshapes: a traced reshape fixes the batch size of the ONNX graph
+        layers, m = self.n_layers, self.n_shape // self.n_layers
+        z = [noise[:, layers + i * m : layers + (i + 1) * m] for i in range(layers)]
+        onehot = torch.eye(layers, dtype=noise.dtype)
+        shape = [0.0 * z[0]]  # zeros before the first layer (zeros_like traces as a constant)
+        for i in range(layers):  # each layer given the one before it
+            row = [context, onehot[i].expand_as(energy), energy[:, i : i + 1], shape[-1]]
+            shape.append(self.shape_flow.transform(torch.cat(row, dim=1)).inv(z[i]))
+        return torch.cat([energy, *shape[1:]], dim=1)

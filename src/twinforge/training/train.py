@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import warnings
@@ -323,6 +324,14 @@ def _model_config(config: TrainConfig, transform: ShowerTransform) -> dict[str, 
             raise ValueError(
                 f"n_layers={given}, but the readout has {transform.n_layer_features} layers "
                 "with voxels (leave n_layers out)"
+            )
+    if config.model.family == "flow" and model_config.get("shape_layerwise"):
+        sizes = sorted(
+            {b - a for a, b in itertools.pairwise(transform.layer_offsets or []) if b > a}
+        )
+        if len(sizes) > 1:
+            raise ValueError(
+                f"shape_layerwise needs layers of equal voxel count; this readout has {sizes}"
             )
     return model_config
 
