@@ -185,6 +185,30 @@ def test_dequantised_round_trip_is_exact(tiny, kind: str, noise_edge: float) -> 
     np.testing.assert_allclose(t.inverse(features, energy), showers, rtol=1e-4, atol=1e-5)
 
 
+def test_layer_sums_are_one_for_real_showers_and_expose_a_bad_split(tiny) -> None:
+    """``layer_sums_torch``: the layer energies of the inverse, and fraction sums that are one
+    for showers (noise below the threshold excluded) and off by the factor a model missed."""
+    showers, energy, offsets = tiny
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, dequantize=True)
+    t.fit(showers, energy)
+    features = torch.from_numpy(t.forward(showers, energy))
+    e = torch.tensor(energy, dtype=torch.float32)
+    layer, sums = t.layer_sums_torch(features, e)
+    assert layer.shape == sums.shape == (300, 6)
+    np.testing.assert_allclose(layer.numpy(), layer_sums(showers, offsets), rtol=1e-4)
+    hit = layer.numpy() > 0
+    np.testing.assert_allclose(sums.numpy()[hit], 1.0, rtol=1e-4)
+    # fractions twice too large (logit + log 2 for small ones) sum to about two
+    y = features.double() * torch.from_numpy(t.std).double() + torch.from_numpy(t.mean).double()
+    y[:, 6:] += np.log(2.0)
+    doubled = ((y - torch.from_numpy(t.mean)) / torch.from_numpy(t.std)).float()
+    t.lo = t.hi = None  # no clipping to the training range for this check
+    _, sums2 = t.layer_sums_torch(doubled, e)
+    assert 1.5 < float(np.median(sums2.numpy()[hit])) <= 2.0
+    with pytest.raises(TwinforgeError, match="no layer split"):
+        ShowerTransform(96, kind="log").fit(showers, energy).layer_sums_torch(features, e)
+
+
 def test_dequantisation_removes_the_empty_voxel_spike(tiny) -> None:
     """An often-empty voxel is a spike plus a tail without noise, a spread of values with it."""
     showers, energy, offsets = tiny

@@ -283,14 +283,7 @@ class ShowerTransform:
     # ------------------------------------------------------------------ torch (exportable)
     def inverse_torch(self, features: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
         """The inverse as torch operations only (traceable into ONNX); energy ``(N,)`` MeV."""
-        self._require_fitted()
-        mean = torch.as_tensor(self.mean, dtype=features.dtype, device=features.device)
-        std = torch.as_tensor(self.std, dtype=features.dtype, device=features.device)
-        if self.lo is not None and self.hi is not None:  # the training range (see module doc)
-            lo = torch.as_tensor(self.lo, dtype=features.dtype, device=features.device)
-            hi = torch.as_tensor(self.hi, dtype=features.dtype, device=features.device)
-            features = torch.minimum(torch.maximum(features, lo), hi)
-        y = features * std + mean
+        y = self._unstandardise_torch(features)
         if self.kind == "layers":
             return self._threshold_torch(self._inverse_layers_torch(y, energy))
         if self.kind == "log":
@@ -305,21 +298,58 @@ class ShowerTransform:
             showers = torch.where(showers < self.threshold, torch.zeros_like(showers), showers)
         return showers
 
-    def _inverse_layers_torch(self, y: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
-        """Unstandardised ``layers`` features -> showers (MeV) before the threshold."""
+    def _unstandardise_torch(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised features, clipped to the training range, back to unstandardised ones."""
+        self._require_fitted()
+        mean = torch.as_tensor(self.mean, dtype=features.dtype, device=features.device)
+        std = torch.as_tensor(self.std, dtype=features.dtype, device=features.device)
+        if self.lo is not None and self.hi is not None:  # the training range (see module doc)
+            lo = torch.as_tensor(self.lo, dtype=features.dtype, device=features.device)
+            hi = torch.as_tensor(self.hi, dtype=features.dtype, device=features.device)
+            features = torch.minimum(torch.maximum(features, lo), hi)
+        return features * std + mean
+
+    def layer_sums_torch(
+        self, features: torch.Tensor, energy: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer energies ``(N, n_layer_features)`` MeV that the ``layers`` inverse makes of
+        features ``(N, n_features)``, and the sums of each layer's voxel fractions (with
+        ``dequantize``: of those that reach the threshold) before the inverse renormalises them
+        to one. Geant4 showers give exactly one in every layer with energy; a model's
+        deviation is the factor by which the inverse rescales that layer's voxels."""
+        if self.kind != "layers":
+            raise TwinforgeError(f"transform kind {self.kind!r} has no layer split (use 'layers')")
+        y = self._unstandardise_torch(features)
+        member = self._member_torch(y)
+        layer, frac = self._split_layers_torch(y, energy, member)
+        return layer, frac @ member
+
+    def _member_torch(self, like: torch.Tensor) -> torch.Tensor:
+        """The one-hot voxel -> layer matrix ``(V, n_layer_features)``: per-layer sums and their
+        broadcast back are matmuls."""
+        onehot = np.zeros((self.n_voxels, self.n_layer_features), dtype=np.float32)
+        onehot[np.arange(self.n_voxels), self._voxel_layer()] = 1.0
+        return torch.as_tensor(onehot, dtype=like.dtype, device=like.device)
+
+    def _split_layers_torch(
+        self, y: torch.Tensor, energy: torch.Tensor, member: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unstandardised ``layers`` features -> layer energies (MeV) and voxel fractions."""
         n_layers = self.n_layer_features
         layer = torch.clamp(torch.exp(y[:, :n_layers]) - self.eps, min=0.0)
         layer = layer * (self.scale * energy[:, None])  # MeV per active layer
         frac = (torch.sigmoid(y[:, n_layers:]) - self.eps) / (1 - 2 * self.eps)
         frac = torch.clamp(frac, min=0.0)
-        # one-hot voxel -> layer matrix: per-layer sums and their broadcast back are matmuls
-        onehot = np.zeros((self.n_voxels, n_layers), dtype=np.float32)
-        onehot[np.arange(self.n_voxels), self._voxel_layer()] = 1.0
-        member = torch.as_tensor(onehot, dtype=y.dtype, device=y.device)
         if self.dequantize:  # below the threshold: noise (and noise layers hold no energy)
             layer = torch.where(layer < self.threshold, torch.zeros_like(layer), layer)
             noise = frac * (layer @ member.T) < self.threshold
             frac = torch.where(noise, torch.zeros_like(frac), frac)
+        return layer, frac
+
+    def _inverse_layers_torch(self, y: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+        """Unstandardised ``layers`` features -> showers (MeV) before the threshold."""
+        member = self._member_torch(y)
+        layer, frac = self._split_layers_torch(y, energy, member)
         total = frac @ member
         per_fraction = layer / torch.clamp(total, min=1e-30)
         return frac * (per_fraction @ member.T)
