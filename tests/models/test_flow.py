@@ -193,6 +193,8 @@ def test_config_errors(tmp_path: Path, data: Path) -> None:
         klass({"n_layers": 6, "shape_marginal_bins": 1}, 102, 3)
     with pytest.raises(ValueError, match="marginal_bound must be > 0"):
         klass({"n_layers": 6, "marginal_bound": 0}, 102, 3)
+    with pytest.raises(ValueError, match="shape_layerwise must be true or false, got 'no'"):
+        klass({"n_layers": 6, "shape_layerwise": "no"}, 102, 3)
     with pytest.raises(ValueError, match="equal voxel count: 97 shape features"):
         klass({"n_layers": 6, "shape_layerwise": True}, 103, 3)
     uneven = ShowerTransform(64, kind="layers", layer_offsets=[0, 16, 64])  # 16 + 48 voxels

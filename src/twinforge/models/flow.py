@@ -230,7 +230,11 @@ class CaloFlow(GenerativeModel):
             raise ValueError(f"noise must be >= 0, got {cfg['noise']}")
         self.n_layers = n_layers
         self.n_shape = n_voxels - n_layers
-        self.layerwise = bool(cfg["shape_layerwise"])
+        if not isinstance(cfg["shape_layerwise"], bool):
+            raise ValueError(
+                f"shape_layerwise must be true or false, got {cfg['shape_layerwise']!r}"
+            )
+        self.layerwise = cfg["shape_layerwise"]
         if self.layerwise and self.n_shape % n_layers:
             raise ValueError(
                 f"shape_layerwise needs layers of equal voxel count: {self.n_shape} shape "
