@@ -9,7 +9,7 @@ to convergence (``--epochs 30 --patience 5`` by default) on parts of the showers
 * ``all``: the CaloChallenge low-level input, ``100 * voxels / E_inc``;
 * ``layers``: the layer energies only, ``100 * E_layer / E_inc`` (the longitudinal profile);
 * ``shapes``: each voxel's fraction of its layer's energy (the normalised shape, no energy);
-* ``rings``: each ``(layer, r)`` ring's fraction of its layer (alpha summed; regular readouts).
+* ``rings``: each ``(layer, r)`` ring's fraction of its layer (alpha summed).
 
 A part whose AUC sits near the floor is modelled well; the one that stays high is where the
 model's error lives. Both files need the same readout. Run by hand; figures go to
@@ -46,16 +46,16 @@ def part(name: str, energy: NDArray, showers: NDArray, readout: Readout) -> NDAr
     """Classifier input ``(N, 1 + features)`` of one part (see the module docstring)."""
     if name == "all":
         return low_level_features(showers, energy)
-    layer = readout.layer_energies(showers)  # (N, L) MeV
     if name == "layers":
-        values = 100.0 * layer / energy[:, None]
-    else:
-        grid = readout.to_grid(showers).astype(np.float64)  # (N, z, alpha, r)
-        if name == "rings":
-            grid = grid.sum(axis=2)
-        total = layer.reshape(layer.shape + (1,) * (grid.ndim - 2))
-        frac = np.divide(grid, total, out=np.zeros_like(grid), where=total > 0)
-        values = frac.reshape(len(frac), -1)
+        values = 100.0 * readout.layer_energies(showers) / energy[:, None]
+    else:  # per layer: (N, alpha, r) voxels, or (N, r) rings, over the layer's energy
+        columns = []
+        for layer in readout.split_layers(showers.astype(np.float64)):
+            cells = layer.sum(axis=1) if name == "rings" else layer
+            total = layer.sum(axis=(1, 2)).reshape(-1, *[1] * (cells.ndim - 1))
+            frac = np.divide(cells, total, out=np.zeros_like(cells), where=total > 0)
+            columns.append(frac.reshape(len(frac), -1))
+        values = np.concatenate(columns, axis=1)
     return np.concatenate([np.log10(energy)[:, None], values], axis=1).astype(np.float32)
 
 
@@ -81,7 +81,7 @@ def main() -> None:
             print(f"{name}: {ref.shape[1] - 1} inputs, AUC {result.auc:.3f} (best epoch "
                   f"{result.best_epoch} of {result.epochs_run}, "
                   f"{time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-    except TwinforgeError as exc:
+    except (TwinforgeError, ValueError) as exc:  # ValueError: too few showers to classify
         raise SystemExit(f"error: {exc}") from None
 
 
