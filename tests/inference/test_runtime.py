@@ -13,6 +13,7 @@ import onnx
 import pytest
 import torch
 
+from tests.imports import assert_imports_none_of
 from twinforge.errors import TwinforgeError
 from twinforge.inference import Generator, export_onnx
 from twinforge.models import ShowerTransform, Surrogate, model_class
@@ -178,12 +179,7 @@ def test_bad_input(model_dir: Path, onnx_file: Path, tmp_path: Path) -> None:
 
 
 def test_importing_inference_imports_no_backend() -> None:
-    code = (
-        "import sys, twinforge.inference; "
-        "bad = {'torch', 'onnxruntime', 'lightning'} & set(sys.modules); "
-        "assert not bad, bad"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_imports_none_of(["twinforge.inference"], ["torch", "onnxruntime", "lightning"])
 
 
 def test_generator_without_the_training_stack(model_dir: Path, onnx_file: Path) -> None:

@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 import pytest
 
+from tests.imports import assert_imports_none_of
 from twinforge.detector.readout import Readout
 from twinforge.validation.observables import compute_observables
 from twinforge.validation.published import load_published
@@ -171,14 +172,14 @@ def test_escapes_user_strings(report_dir: Path) -> None:
 def test_exception_while_rendering_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import twinforge.validation.report as report
+    import twinforge.validation.report.figures as figures
 
     result, readout, ref, gen = make_result()
 
     def broken(fig: Any) -> str:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(report, "_png", broken)
+    monkeypatch.setattr(figures, "_png", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_report(tmp_path / "out", result, readout, reference=ref, generated=gen)
     assert not (tmp_path / "out").exists()
@@ -257,6 +258,14 @@ def test_matplotlib_global_style_unchanged(report_dir: Path) -> None:
     # the report module applies its style in a context: global settings stay as they were
     assert matplotlib.rcParams["font.size"] == matplotlib.rcParamsDefault["font.size"]
     assert matplotlib.rcParams["xtick.direction"] == matplotlib.rcParamsDefault["xtick.direction"]
+
+
+def test_importing_the_report_imports_no_matplotlib() -> None:
+    # matplotlib and mplhep are imported by the functions that draw, on first use
+    assert_imports_none_of(
+        ["twinforge.validation.report", "twinforge.validation.report.figures"],
+        ["matplotlib", "mplhep"],
+    )
 
 
 def test_shower_sample_bounds_the_voxel_spectrum() -> None:
