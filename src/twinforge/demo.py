@@ -509,7 +509,7 @@ def _export(result: DemoResult) -> Path:
 
 def _bench(catalog: Catalog, result: DemoResult, progress: Progress) -> None:
     """Time the model (torch, ONNX Runtime) against Geant4; JSON + plot, registered."""
-    from twinforge.inference.bench import Timing, benchmark, register, write_json, write_plot
+    from twinforge.bench import Timing, benchmark, register, write_json, write_plot
 
     p = result.profile
     assert result.model_dir is not None

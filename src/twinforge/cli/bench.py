@@ -61,8 +61,8 @@ def bench(
 
     Warm-up calls are excluded; the median and the 16-84 % range over the repeats are shown.
     """
+    from twinforge.bench import Timing, benchmark, write_json, write_plot
     from twinforge.config import parse_energy
-    from twinforge.inference.bench import Timing, benchmark, write_json, write_plot
 
     sizes = _ints(batch_sizes, "--batch-sizes")
     pdg = None
@@ -114,8 +114,8 @@ def bench(
     for path in files:
         say(f"wrote {path}")
     if register:
+        from twinforge.bench import register as register_result
         from twinforge.catalog import Catalog
-        from twinforge.inference.bench import register as register_result
 
         with Catalog.open(catalog) as cat:
             record = register_result(cat, result, files=files)

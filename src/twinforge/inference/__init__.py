@@ -1,8 +1,8 @@
-"""Deployment: ONNX export, the runtime :class:`Generator`, quantisation and the benchmark.
+"""Deployment: ONNX export, the runtime :class:`Generator` and quantisation.
 
 Names are imported on first use, so ``import twinforge.inference`` imports neither torch nor
 onnxruntime, and :class:`Generator` on an ONNX file never imports torch (nor, on any path,
-Lightning or the training stack).
+Lightning or the training stack). The benchmark against Geant4 is :mod:`twinforge.bench`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from twinforge.inference.bench import benchmark, write_plot
     from twinforge.inference.export import (
         INPUTS,
         OUTPUT,
@@ -27,13 +26,11 @@ __all__ = [
     "OUTPUT",
     "Generator",
     "ModelInfo",
-    "benchmark",
     "convert_float16",
     "export_onnx",
     "onnx_session",
     "quantize_int8",
     "run_onnx",
-    "write_plot",
 ]
 
 _WHERE = {
@@ -44,8 +41,6 @@ _WHERE = {
     "run_onnx": "export",
     "Generator": "runtime",
     "ModelInfo": "runtime",
-    "benchmark": "bench",
-    "write_plot": "bench",
     "convert_float16": "quantize",
     "quantize_int8": "quantize",
 }

@@ -12,16 +12,14 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.imports import assert_imports_none_of
 from tests.inference.test_runtime import THRESHOLD, make_model_dir
-from twinforge.catalog import Catalog
-from twinforge.detector import load_detector
-from twinforge.errors import TwinforgeError
-from twinforge.inference import Generator, export_onnx
-from twinforge.inference import bench as bench_module
-from twinforge.inference.bench import (
+from twinforge import bench as bench_module
+from twinforge.bench import (
     SCHEMA,
     Timing,
     benchmark,
+    harness,
     machine_info,
     register,
     resolve_detector,
@@ -31,6 +29,10 @@ from twinforge.inference.bench import (
     write_json,
     write_plot,
 )
+from twinforge.catalog import Catalog
+from twinforge.detector import load_detector
+from twinforge.errors import TwinforgeError
+from twinforge.inference import Generator, export_onnx
 from twinforge.inference.quantize import convert_float16, quantize_int8
 from twinforge.models import Surrogate
 
@@ -72,8 +74,12 @@ def fake_geant4(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
             "provenance": {},
         }  # fmt: skip
 
-    monkeypatch.setattr(bench_module, "geant4_per_shower", fake)
+    monkeypatch.setattr(harness, "geant4_per_shower", fake)
     return calls
+
+
+def test_importing_bench_imports_no_backend() -> None:
+    assert_imports_none_of(["twinforge.bench"], ["torch", "onnxruntime", "lightning", "matplotlib"])
 
 
 # ---------------------------------------------------------------------- timing helpers
