@@ -110,7 +110,9 @@ def test_demo_starts_afresh_and_refuses_foreign_directory(tmp_path: Path) -> Non
 
 def test_profiles() -> None:
     assert QUICK.train_events == 1600
-    assert QUICK.reference_events == 1000
+    assert QUICK.reference_events == 1500
+    assert QUICK.classifier_budget == "quick"
+    assert FULL.classifier_budget == "challenge"
     assert QUICK.bench_batch_sizes == (1, 100, 1000)
     assert FULL.train_events == 20_000
     assert FULL.energy_max == 64_000.0
@@ -120,7 +122,7 @@ def test_profiles() -> None:
     assert changed.max_steps == 50
     assert changed.bench_batch_sizes == (1, 10)
     assert QUICK.with_texts({"max_minutes": "null"}).max_minutes is None
-    assert QUICK.scaled(80).reference_events == 50
+    assert QUICK.scaled(80).reference_events == 75
     with pytest.raises(ConfigError, match="unknown setting 'steps'"):
         QUICK.with_texts({"steps": "5"})
     with pytest.raises(ConfigError, match="max_steps"):

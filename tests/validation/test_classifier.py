@@ -12,6 +12,7 @@ from twinforge.validation.classifier import (
     classifier_scores,
     low_level_features,
     min_showers_for_classifier,
+    plan_budget,
     train_classifier,
 )
 
@@ -55,7 +56,8 @@ def test_deterministic_under_seed() -> None:
     ref, gen = _samples(0.5)
     a = train_classifier(ref, gen, SMALL)
     b = train_classifier(ref, gen, SMALL)
-    assert a.summary() == b.summary()
+    timeless = lambda r: {k: v for k, v in r.summary().items() if k != "seconds"}  # noqa: E731
+    assert timeless(a) == timeless(b)
     np.testing.assert_array_equal(a.test_prob_ref, b.test_prob_ref)
     np.testing.assert_array_equal(a.test_index_gen, b.test_index_gen)
     c = train_classifier(ref, gen, SMALL.model_copy(update={"seed": 1}))
@@ -90,14 +92,77 @@ def test_config_is_validated() -> None:
         validate_config(ClassifierConfig, {"val_fraction": 0.5, "test_fraction": 0.5})
     with pytest.raises(ConfigError, match="unknown key 'hiden'"):
         validate_config(ClassifierConfig, {"hiden": [3]})
+    with pytest.raises(ConfigError, match="budget"):
+        validate_config(ClassifierConfig, {"budget": "fast"})
     default = ClassifierConfig()
-    assert default.hidden == [2048, 2048]
+    # CaloChallenge DNN(num_layer=2): input -> 2048, then two 2048 x 2048 layers
+    assert default.hidden == [2048, 2048, 2048]
     assert default.lr == 2e-4
     assert default.batch_size == 1000
+    assert default.budget == "challenge"
 
 
 def test_low_level_features_follow_calochallenge() -> None:
+    # [log10 E_inc, voxels / E_inc]: no factor 100 (evaluate.py prepare_low_data_for_classifier)
     showers = np.array([[1.0, 0.0, 4.0], [0.0, 2.0, 0.0]], dtype=np.float32)
     features = low_level_features(showers, np.array([100.0, 1000.0]))
-    np.testing.assert_allclose(features, [[2.0, 1.0, 0.0, 4.0], [3.0, 0.0, 0.2, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(
+        features, [[2.0, 0.01, 0.0, 0.04], [3.0, 0.0, 0.002, 0.0]], rtol=1e-6
+    )
     assert features.dtype == np.float32
+
+
+def test_normed_low_level_features() -> None:
+    # two layers: voxels 0, 1 in layer 0 and voxel 2 in layer 1
+    showers = np.array([[1.0, 3.0, 4.0], [0.0, 2.0, 0.0]], dtype=np.float32)
+    layer_energy = np.array([[4.0, 4.0], [2.0, 0.0]])
+    features = low_level_features(showers, np.array([100.0, 1000.0]), layer_energy,
+                                  np.array([0, 0, 1]))  # fmt: skip
+    np.testing.assert_allclose(features[:, 1:4], [[0.25, 0.75, 1.0], [0.0, 1.0, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(features[:, 4:], np.log10(layer_energy + 1e-8), rtol=1e-6)
+
+
+def test_budgets() -> None:
+    challenge = plan_budget(ClassifierConfig(), n_train=12_000)
+    assert (challenge.epochs, challenge.patience, challenge.comparable) == (50, 0, True)
+    # converged: 50 epochs of 1200 showers are 100 steps; 2000 steps need 1000 epochs
+    small = plan_budget(ClassifierConfig(budget="converged"), n_train=1_200)
+    assert (small.epochs, small.patience, small.comparable) == (1000, 0, True)
+    # 2000 steps in 50 epochs already: no more
+    large = plan_budget(ClassifierConfig(budget="converged"), n_train=60_000)
+    assert large.epochs == 50
+    # never more than 6000 steps: 50 epochs of 200 steps each would be 10000
+    huge = plan_budget(ClassifierConfig(budget="converged"), n_train=200_000)
+    assert huge.epochs == 30
+    quick = plan_budget(ClassifierConfig(budget="quick"), n_train=12_000)
+    assert (quick.epochs, quick.patience, quick.comparable) == (5, 3, False)
+    assert "NOT COMPARABLE" in quick.description
+    custom = plan_budget(ClassifierConfig(epochs=7), n_train=12_000)
+    assert (custom.budget, custom.epochs, custom.comparable) == ("challenge (custom)", 7, False)
+    assert plan_budget(ClassifierConfig(epochs=50), n_train=1).comparable
+
+
+def test_result_records_budget_and_convergence() -> None:
+    ref, gen = _samples(1.0)
+    result = train_classifier(ref, gen, SMALL.model_copy(update={"epochs": 4}))
+    summary = result.summary()
+    assert summary["budget"] == "challenge (custom)"
+    assert summary["steps"] == result.epochs_run * 12  # 1200 training showers, batches of 100
+    assert summary["device"] == "cpu"
+    assert isinstance(summary["converged"], bool)
+    # a best epoch in the last 10 % of the run is "not converged"
+    result.best_epoch, result.epochs_run = 10, 10
+    result.history[-1]["val_accuracy"] = 0.9
+    assert not result.converged
+    result.best_epoch = 9
+    assert result.converged
+
+
+def test_cuda_without_gpu_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    ref, gen = _samples(0.0)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        train_classifier(ref, gen, SMALL.model_copy(update={"device": "cuda"}))

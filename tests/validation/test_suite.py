@@ -27,6 +27,7 @@ FAST_CLS = ClassifierConfig(hidden=[32, 32], epochs=3, batch_size=100, lr=1e-3, 
 FAST = ValidationConfig(
     classifier=FAST_CLS,
     high_classifier=FAST_CLS,
+    classifier_seeds=[0],
     energy_bins=3,
 )
 NO_CLS = FAST.model_copy(update={"metrics": ["separation", "fpd", "kpd"]})
@@ -54,7 +55,7 @@ def same_result(samples):
 def test_schema(same_result) -> None:
     m = json.loads(same_result.to_json())  # strict JSON: no NaN
     assert m["format"] == "twinforge-validation"
-    assert m["format_version"] == 1
+    assert m["format_version"] == 2
     assert m["reference"] == {"path": None, "n_showers": 1500, "provenance": {}}
     assert m["readout"]["n_layers"] == 6
     assert m["readout"]["n_voxels"] == 96
@@ -65,8 +66,17 @@ def test_schema(same_result) -> None:
     for key in ("layer_energy", "centre_x", "centre_y", "width_x", "width_y", "sparsity"):
         assert len(sep[key]) == 6
     assert set(sep["summary"]) >= {"e_ratio", "layer_energy", "voxel_spectrum", "radial"}
-    for key in ("auc", "jsd", "accuracy", "n_train", "n_test", "best_epoch", "epochs_run"):
-        assert key in m["overall"]["classifier_low"]
+    low = m["overall"]["classifier_low"]
+    for key in ("auc", "auc_min", "auc_max", "jsd", "accuracy", "n_train", "n_test", "budget"):
+        assert key in low
+    assert low["budget"] == "challenge (custom)"
+    assert low["comparable"] is False
+    assert [s["seed"] for s in low["seeds"]] == [0]
+    assert low["seeds"][0]["epochs_run"] <= 3
+    protocol = m["protocol"]
+    assert protocol["comparable"] is False
+    assert protocol["n_high_level_features"] == 2 + 4 * 6 + 4 * 6  # tiny: 6 layers in alpha
+    assert protocol["threshold_mev"] == 0.0
     assert set(m["overall"]["fpd"]) == {"value", "error"}
     assert len(m["per_energy"]) == 3
     entry = m["per_energy"][0]
@@ -78,6 +88,8 @@ def test_schema(same_result) -> None:
     assert set(entry["metrics"]) == METRIC_KEYS
     floor = m["noise_floor"]
     assert floor["n_half"] == 750
+    assert floor["same_size"] is False  # halves of 1500 against 1500 generated
+    assert floor["method"] == "two random halves of the reference"
     assert set(floor["overall"]) == METRIC_KEYS
     assert len(floor["per_energy"]) == 3
     assert {"observables", "classifier_low", "fpd", "noise_floor", "total"} <= set(m["timing_s"])
@@ -105,9 +117,12 @@ def test_same_distribution_looks_perfect(same_result) -> None:
 
 def test_different_distribution_is_detected(samples) -> None:
     (s1, e1), (s2, e2) = samples
-    result = run_validation(
-        s1, e1, 1.3 * s2, e2, READOUT, FAST.model_copy(update={"noise_floor": False})
+    # voxels / E_inc are small numbers (no factor 100): the network needs more than 3 epochs
+    trained = FAST_CLS.model_copy(update={"epochs": 40, "lr": 3e-3})
+    config = FAST.model_copy(
+        update={"noise_floor": False, "classifier": trained, "high_classifier": trained}
     )
+    result = run_validation(s1, e1, 1.3 * s2, e2, READOUT, config)
     overall = result.metrics["overall"]
     assert overall["separation"]["e_ratio"] > 0.5
     assert overall["classifier_low"]["auc"] > 0.9
@@ -120,36 +135,99 @@ def test_progress_messages(samples) -> None:
     run_validation(
         s1[:300], e1[:300], s2[:300], e2[:300], READOUT, NO_CLS, progress=messages.append
     )
-    assert messages[0] == "computing observables"
+    assert "computing observables" in messages
     assert any("FPD" in msg for msg in messages)
     assert messages[-1].startswith("validation done")
 
 
-def test_too_few_showers_skips_with_reasons(samples) -> None:
+def test_too_few_showers_for_a_classifier_is_an_error(samples) -> None:
     (s1, e1), (s2, e2) = samples
-    result = run_validation(s1[:60], e1[:60], s2[:60], e2[:60], READOUT, FAST)
+    with pytest.raises(ValidationInputError, match="needs at least 250 of each sample"):
+        run_validation(s1[:200], e1[:200], s2[:200], e2[:200], READOUT, FAST)
+
+
+def test_too_few_showers_skips_other_metrics_with_reasons(samples) -> None:
+    (s1, e1), (s2, e2) = samples
+    result = run_validation(s1[:60], e1[:60], s2[:60], e2[:60], READOUT, NO_CLS)
     m = result.metrics
     assert set(m["overall"]) == {"separation", "kpd"}
     reasons = {(s["metric"], s["scope"]): s["reason"] for s in m["skipped"]}
-    assert "at least 250 showers" in reasons[("classifier_low", "overall")]
     assert "at least 100 showers" in reasons[("fpd", "overall")]
     assert "at least 50 showers" in reasons[("kpd", "noise floor")]
     assert any(scope.startswith("noise floor, E ") for _, scope in reasons)
     json.loads(result.to_json())
 
 
-def test_generated_energies_outside_reference_range() -> None:
+def test_noise_floor_too_small_for_the_classifier_is_skipped(samples) -> None:
+    (s1, e1), (s2, e2) = samples
+    m = run_validation(s1[:400], e1[:400], s2[:400], e2[:400], READOUT, FAST).metrics
+    assert "classifier_low" in m["overall"]
+    reasons = {(s["metric"], s["scope"]): s["reason"] for s in m["skipped"]}
+    assert "at least 250 showers" in reasons[("classifier_low", "noise floor")]
+
+
+def test_different_energy_ranges_are_an_error() -> None:
     ref = _showers(600, 3, 1000.0, 10_000.0)
     gen = _showers(600, 4, 5000.0, 50_000.0)
     config = NO_CLS.model_copy(update={"energy_bins": 2, "noise_floor": False})
-    m = run_validation(*ref, *gen, READOUT, config).metrics
-    assert any("outside the reference range" in w for w in m["warnings"])
-    low, high = m["per_energy"]
-    assert low["n_generated"] == 0
-    assert "separation" not in low["metrics"]
-    assert high["n_generated"] > 0
-    assert "separation" in high["metrics"]
-    assert any(s["scope"] == low["label"] and s["metric"] == "separation" for s in m["skipped"])
+    with pytest.raises(ValidationInputError, match=r"incident-energy ranges differ: reference"):
+        run_validation(*ref, *gen, READOUT, config)
+
+
+def test_threshold_is_applied_to_both_samples(samples) -> None:
+    (s1, e1), (s2, e2) = samples
+    threshold = float(np.quantile(s1[s1 > 0], 0.3))
+    config = NO_CLS.model_copy(update={"noise_floor": False, "energy_bins": 0})
+    cut = run_validation(s1, e1, s2, e2, READOUT, config.model_copy(
+        update={"threshold_mev": threshold}))  # fmt: skip
+    s1z, s2z = np.where(s1 < threshold, 0, s1), np.where(s2 < threshold, 0, s2)
+    pre = run_validation(s1z, e1, s2z, e2, READOUT, config)
+    assert cut.metrics["overall"]["fpd"] == pre.metrics["overall"]["fpd"]
+    assert cut.metrics["protocol"]["threshold_mev"] == threshold
+    # the recorded threshold of the reference is the default
+    rec = run_validation(s1, e1, s2, e2, READOUT, config, recorded_threshold=threshold)
+    assert rec.metrics["protocol"]["threshold_source"] == "the reference file's readout threshold"
+    assert rec.metrics["overall"]["fpd"] == pre.metrics["overall"]["fpd"]
+    assert np.all(s1[s1 > 0].min() < threshold)  # the inputs were not modified
+
+
+def test_seeds_give_mean_and_spread(samples) -> None:
+    (s1, e1), (s2, e2) = samples
+    config = FAST.model_copy(
+        update={"classifier_seeds": [0, 1, 2], "noise_floor": False, "energy_bins": 2,
+                "metrics": ["classifier_low"]}
+    )  # fmt: skip
+    low = run_validation(s1, e1, s2, e2, READOUT, config).metrics["overall"]["classifier_low"]
+    aucs = [s["auc"] for s in low["seeds"]]
+    assert [s["seed"] for s in low["seeds"]] == [0, 1, 2]
+    assert low["auc"] == pytest.approx(np.mean(aucs))
+    assert (low["auc_min"], low["auc_max"]) == (min(aucs), max(aucs))
+    assert len(set(aucs)) > 1  # seeds differ
+
+
+def test_second_reference_floor_and_cache(samples, tmp_path) -> None:
+    from twinforge.validation.suite import FloorReference
+
+    (s1, e1), (s2, e2) = samples
+    s3, e3 = _showers(1500, 5)
+    config = FAST.model_copy(update={"cache_dir": str(tmp_path), "energy_bins": 2})
+    floor = FloorReference(s3, e3, {"path": "second.h5"})
+    first = run_validation(s1, e1, s2[:1000], e2[:1000], READOUT, config, floor_reference=floor)
+    nf = first.metrics["noise_floor"]
+    assert nf["method"] == "the reference against a second, independent reference"
+    assert nf["n_half"] == 1000 and nf["same_size"] is True
+    assert nf["floor_reference"]["path"] == "second.h5"
+    assert nf["cached"] is False
+    assert len(list(tmp_path.glob("noise-floor-*.json"))) == 1
+    messages: list[str] = []
+    again = run_validation(s1, e1, s2[:1000], e2[:1000], READOUT, config, floor_reference=floor,
+                           progress=messages.append)  # fmt: skip
+    assert again.metrics["noise_floor"]["cached"] is True
+    assert again.metrics["noise_floor"]["overall"] == nf["overall"]
+    assert any("from the cache" in msg for msg in messages)
+    # another reference is another key
+    run_validation(s2, e2, s1[:1000], e1[:1000], READOUT, config, floor_reference=floor)
+    assert len(list(tmp_path.glob("noise-floor-*.json"))) == 2
 
 
 def test_all_zero_showers_are_handled(samples) -> None:
@@ -192,7 +270,9 @@ def test_config() -> None:
         validate_config(ValidationConfig, {"noise": True})
     dump = ValidationConfig().model_dump(mode="json")
     assert dump["kind"] == "validation"
-    assert dump["classifier"]["hidden"] == [2048, 2048]
+    assert dump["classifier"]["hidden"] == [2048, 2048, 2048]
+    assert dump["classifier"]["budget"] == "challenge"
+    assert dump["classifier_seeds"] == [0, 1, 2]
 
 
 def test_explicit_energy_bins(samples) -> None:

@@ -42,9 +42,41 @@ def validate(
     config: Path | None = typer.Option(
         None, "--config", help="Validation YAML (kind: validation); defaults otherwise."
     ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", min=1, help="Maximum epochs of both classifiers (overrides config)."
+    budget: str | None = typer.Option(
+        None,
+        "--budget",
+        help="Classifier budget of both levels: challenge (50 epochs, the default), converged "
+        "(>= 50 epochs and >= 2000 steps, for small samples) or quick (tests only, not "
+        "comparable). Overrides the config.",
     ),
+    quick: bool = typer.Option(
+        False, "--quick", help="Same as --budget quick: seconds, and NOT comparable with anything."
+    ),
+    epochs: int | None = typer.Option(
+        None,
+        "--epochs",
+        min=1,
+        help="Epochs of both classifiers (overrides the budget: a custom, not comparable run).",
+    ),
+    seeds: int | None = typer.Option(
+        None, "--seeds", min=1, help="Classifier seeds per metric (default 3: mean and min-max)."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="Classifier device: auto (a CUDA GPU if there is one), cpu, cuda."
+    ),
+    floor_reference: Path | None = typer.Option(
+        None,
+        "--floor-reference",
+        help="A second, independent reference file (e.g. Geant4, other seeds) for the noise "
+        "floor at the full sample size; without it the floor compares two reference halves.",
+    ),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Where the noise floor is cached per reference and configuration (default: "
+        "$XDG_CACHE_HOME/twinforge/validation or ~/.cache/twinforge/validation).",
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compute the noise floor afresh."),
     max_showers: int | None = typer.Option(
         None, "--max-showers", min=1, help="Use at most N random showers of each file."
     ),
@@ -75,7 +107,15 @@ def validate(
     """
     from twinforge.validation import evaluate
 
-    cfg = _config(config, epochs=epochs, noise_floor=not no_noise_floor)
+    cfg = _config(
+        config,
+        budget="quick" if quick else budget,
+        epochs=epochs,
+        seeds=seeds,
+        device=device,
+        noise_floor=not no_noise_floor,
+        cache_dir=None if no_cache else (cache_dir or _default_cache()),
+    )
     given = _readout_from(binning) if binning is not None else None
     with _status() as status:
         outcome = evaluate(
@@ -89,6 +129,7 @@ def validate(
             readout=given,
             overwrite=overwrite,
             progress=status,
+            floor_reference=floor_reference,
         )
         if not no_catalog:
             from twinforge.catalog import Catalog
@@ -110,19 +151,48 @@ def _status() -> Iterator[Status]:
         yield lambda message: spinner.update(message)
 
 
-def _config(path: Path | None, *, epochs: int | None, noise_floor: bool) -> ValidationConfig:
+def _config(
+    path: Path | None,
+    *,
+    budget: str | None,
+    epochs: int | None,
+    seeds: int | None,
+    device: str | None,
+    noise_floor: bool,
+    cache_dir: Path | None,
+) -> ValidationConfig:
     """The validation config from YAML (or defaults) with the command-line overrides."""
-    from twinforge.config import load_config
+    from twinforge.config import load_config, validate_config
     from twinforge.validation import ValidationConfig
 
     cfg = load_config(path, ValidationConfig) if path is not None else ValidationConfig()
     assert isinstance(cfg, ValidationConfig)
+    update: dict[str, object] = {}
+    if budget is not None:
+        update["budget"] = budget
     if epochs is not None:
-        cfg.classifier.epochs = epochs
-        cfg.high_classifier.epochs = epochs
+        update["epochs"] = epochs
+    if device is not None:
+        update["device"] = device
+    if update:
+        data = cfg.model_dump()
+        for key in ("classifier", "high_classifier"):
+            data[key] = {**data[key], **update}
+        cfg = validate_config(ValidationConfig, data, where="command line")
+    if seeds is not None:
+        cfg.classifier_seeds = list(range(seeds))
     if not noise_floor:
         cfg.noise_floor = False
+    if cache_dir is not None and cfg.cache_dir is None:
+        cfg.cache_dir = str(cache_dir)
     return cfg
+
+
+def _default_cache() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "twinforge" / "validation"
 
 
 def _readout_from(path: Path) -> Readout:

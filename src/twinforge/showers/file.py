@@ -220,6 +220,15 @@ class ShowerFile:
         return value if isinstance(value, dict) else {"value": value}
 
     @property
+    def threshold(self) -> float | None:
+        """The readout threshold the provenance records, MeV (voxels below it were zeroed);
+        None when the file does not say (files of other tools)."""
+        detector = self.provenance.get("detector_config")
+        readout = detector.get("readout") if isinstance(detector, dict) else None
+        value = readout.get("threshold") if isinstance(readout, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
     def attrs(self) -> dict[str, Any]:
         """All root attributes as plain Python values."""
         return {k: _attr_value(v) for k, v in self._h5.attrs.items()}

@@ -352,5 +352,4 @@ def _with_grid(
 
 def _threshold(path: Path) -> float:
     with ShowerFile(path) as f:
-        detector = f.provenance.get("detector_config", {})
-    return float(detector.get("readout", {}).get("threshold", 0.0))
+        return f.threshold or 0.0

@@ -24,6 +24,7 @@ from twinforge.detector.readout import Readout
 from twinforge.errors import TwinforgeError
 from twinforge.showers import Conditions, ShowerFile
 from twinforge.validation.suite import (
+    FloorReference,
     ValidationConfig,
     ValidationResult,
     binning_difference,
@@ -88,6 +89,7 @@ class _Sample:
     showers: NDArray[np.float32]
     n_in_file: int
     provenance: dict[str, Any]
+    threshold: float | None = None
 
     def info(self) -> dict[str, Any]:
         """``path``/``provenance`` (and the subset size) for the metrics' sample record."""
@@ -113,6 +115,7 @@ def evaluate(
     overwrite: bool = False,
     progress: Progress | None = None,
     title: str | None = None,
+    floor_reference: str | Path | None = None,
 ) -> EvaluationOutcome:
     """Validate generated showers (a file, or a model sampled here) against reference showers.
 
@@ -133,6 +136,9 @@ def evaluate(
         overwrite: write into a non-empty ``output``.
         progress: called with a short description of each stage.
         title: the report's title (default: ``Validation: GENERATED vs REFERENCE``).
+        floor_reference: a second, independent reference file (e.g. Geant4 with other seeds)
+            for the noise floor at the full sample size; without it the floor compares two
+            halves of the reference.
 
     Raises:
         TwinforgeError: missing inputs, a non-empty output, binnings that differ (the message
@@ -143,7 +149,9 @@ def evaluate(
     model = None if model is None else Path(model)
     if generated is None and model is None:
         raise TwinforgeError("give the generated showers (--generated FILE) or --model DIR")
-    for what, path in (("reference", reference), ("generated", generated), ("model", model)):
+    floor_path = None if floor_reference is None else Path(floor_reference)
+    for what, path in (("reference", reference), ("generated", generated), ("model", model),
+                       ("floor reference", floor_path)):  # fmt: skip
         if path is not None and not path.exists():
             raise TwinforgeError(f"{path}: {what} not found")
     check_output(output, overwrite=overwrite)
@@ -161,6 +169,13 @@ def evaluate(
         assert model is not None
         gen, seconds = _sample_model(model, ref, output, cfg.seed, say)
 
+    floor = None
+    if floor_path is not None and cfg.noise_floor:
+        _check_pair(reference, ref.readout, floor_path)
+        say(f"reading {floor_path}")
+        f_sample = _read_sample(floor_path, ref.readout, max_showers, cfg.seed + 2)
+        floor = FloorReference(f_sample.showers, f_sample.conditions.energy, f_sample.info())
+
     result = run_validation(
         ref.showers,
         ref.conditions.energy,
@@ -171,6 +186,8 @@ def evaluate(
         progress=progress,  # the suite logs each stage itself
         reference_info=ref.info(),
         generated_info=gen.info(),
+        recorded_threshold=ref.threshold,
+        floor_reference=floor,
     )
     _check_particles(result, ref, gen)
     say("writing the report")
@@ -258,12 +275,12 @@ def check_output(output: Path, *, overwrite: bool) -> None:
 
 
 def with_seed(config: ValidationConfig, seed: int | None) -> ValidationConfig:
-    """A copy of ``config`` whose suite and classifiers use ``seed`` (unchanged when None)."""
+    """A copy of ``config`` whose suite uses ``seed`` and whose classifier seeds start there
+    (``seed``, ``seed + 1``, ...; unchanged when None)."""
     config = config.model_copy(deep=True)
     if seed is not None:
         config.seed = seed
-        config.classifier.seed = seed
-        config.high_classifier.seed = seed
+        config.classifier_seeds = [seed + k for k in range(len(config.classifier_seeds))]
     return config
 
 
@@ -319,7 +336,7 @@ def _read_sample(
                 conds.append(batch_cond[sel])
                 start += len(batch)
             cond, showers = Conditions.concatenate(conds), np.concatenate(parts)
-        return _Sample(path, f.readout, cond, showers, n, f.provenance)
+        return _Sample(path, f.readout, cond, showers, n, f.provenance, f.threshold)
 
 
 def _sample_model(

@@ -9,6 +9,8 @@ For N showers of a readout with L layers (MeV per voxel, voxel order of
   ``y = r sin(alpha)`` over the voxel centres of each layer (mm);
 * ``width_x``/``width_y``: energy-weighted standard deviation of x and y per layer (mm);
 * ``sparsity``: fraction of the layer's voxels with energy above zero;
+* ``centre_r``/``width_r``: energy-weighted mean and standard deviation of the voxel-centre
+  radius per layer (mm), the CaloChallenge ``EC_r`` and ``width_r``;
 * ``radial``: energy per radial bin, summed over layers and angles (MeV).
 
 Conventions where the CaloChallenge code differs or is silent:
@@ -70,6 +72,9 @@ class Observables:
         width_y: (N, L) mm, same in y.
         sparsity: (N, L) fraction of the layer's voxels above zero (NaN for a layer without
             voxels).
+        centre_r: (N, L) mm, energy-weighted mean radius of the voxel centres; NaN for an empty
+            layer.
+        width_r: (N, L) mm, energy-weighted standard deviation of that radius.
         radial: (N, R) MeV per radial bin, summed over layers and alpha.
         radial_edges: (R + 1,) radial bin edges, mm.
         layer_n_voxels: (L,) voxels per layer (None: every layer has voxels).
@@ -86,6 +91,8 @@ class Observables:
     sparsity: NDArray[np.float64]
     radial: NDArray[np.float64]
     radial_edges: NDArray[np.float64]
+    centre_r: NDArray[np.float64]
+    width_r: NDArray[np.float64]
     layer_n_voxels: NDArray[np.int64] | None = None
     layer_n_alpha: NDArray[np.int64] | None = None
 
@@ -126,6 +133,8 @@ class Observables:
             "width_y",
             "sparsity",
             "radial",
+            "centre_r",
+            "width_r",
         }
         values = {
             f.name: (getattr(self, f.name)[idx] if f.name in per_shower else getattr(self, f.name))
@@ -136,15 +145,18 @@ class Observables:
     def high_level_matrix(self) -> NDArray[np.float64]:
         """(N, F) features for FPD/KPD and the high-level classifier.
 
-        The CaloChallenge ``prepare_high_data_for_classifier`` set, in this order:
+        The CaloChallenge ``prepare_high_data_for_classifier`` set, in its order:
         ``log10(E_inc / MeV)``; ``log10(E_layer / MeV + 1e-8)`` for each layer with voxels;
-        then, for each layer binned in alpha, ``centre_x / 100 mm``, ``centre_y / 100 mm``,
-        ``width_x / 100 mm``, ``width_y / 100 mm`` (four blocks of those layers). NaN (empty
-        layer) is replaced by 0, which is what the CaloChallenge code produces there.
-        F = 1 + L_voxels + 4 L_alpha (226 for dataset 2).
+        for each layer binned in alpha ``centre_x / 100 mm``, then ``centre_y``, ``width_x``,
+        ``width_y`` (four blocks, each / 100 mm); ``log10(E_tot / MeV + 1e-8)``; for each layer
+        with voxels the challenge's sparsity ``1 - non-zero fraction``, ``centre_r / 100 mm``
+        and ``width_r / 100 mm`` (three blocks). NaN (empty layer) is replaced by 0, which is
+        what the CaloChallenge code produces there.
+        F = 2 + 4 L_voxels + 4 L_alpha (362 for dataset 2).
         """
         with_voxels = self.layers_with_voxels
         in_alpha = self.layers_binned_in_alpha
+        e_tot = self.layer_energy.sum(axis=1)
         blocks = [
             np.log10(self.energy)[:, None],
             np.log10(self.layer_energy[:, with_voxels] + _LOG_FLOOR),
@@ -152,6 +164,10 @@ class Observables:
             self.centre_y[:, in_alpha] / 100.0,
             self.width_x[:, in_alpha] / 100.0,
             self.width_y[:, in_alpha] / 100.0,
+            np.log10(e_tot + _LOG_FLOOR)[:, None],
+            1.0 - self.sparsity[:, with_voxels],
+            self.centre_r[:, with_voxels] / 100.0,
+            self.width_r[:, with_voxels] / 100.0,
         ]
         return np.nan_to_num(np.concatenate(blocks, axis=1), nan=0.0)
 
@@ -234,15 +250,16 @@ def radial_weights(readout: Readout) -> tuple[NDArray[np.float64], NDArray[np.fl
 
 
 def _feature_matrix(readout: Readout) -> tuple[NDArray[np.float64], int, NDArray[np.float64]]:
-    """(V, 5L + R) weights (layer indicator, x, y, x^2, y^2 per layer, then radial weights),
-    L, and the radial edges (mm)."""
+    """(V, 7L + R) weights (layer indicator, x, y, x^2, y^2, r, r^2 per layer, then radial
+    weights), L, and the radial edges (mm)."""
     centres = readout.voxel_centres()
     n_layers = readout.n_layers
     onehot = np.zeros((readout.n_voxels, n_layers))
     onehot[np.arange(readout.n_voxels), centres.layer] = 1.0
-    x, y = centres.x[:, None], centres.y[:, None]
+    x, y, r = centres.x[:, None], centres.y[:, None], centres.r[:, None]
     radial, edges = radial_weights(readout)
-    mats = [onehot, onehot * x, onehot * y, onehot * x**2, onehot * y**2, radial]
+    mats = [onehot, onehot * x, onehot * y, onehot * x**2, onehot * y**2, onehot * r,
+            onehot * r**2, radial]  # fmt: skip
     return np.concatenate(mats, axis=1), n_layers, edges
 
 
@@ -251,7 +268,7 @@ def compute_observables(
 ) -> Observables:
     """Observables of ``showers`` (N, V) MeV with incident ``energy`` (N,) or (N, 1) MeV.
 
-    Vectorised: chunks of showers times one (V, 5L + R) weight matrix, in float64.
+    Vectorised: chunks of showers times one (V, 7L + R) weight matrix, in float64.
 
     Raises:
         ValidationInputError: shapes do not match the readout, or values are not finite,
@@ -267,8 +284,10 @@ def compute_observables(
         chunk = np.asarray(showers[lo : lo + _CHUNK], dtype=np.float64)
         sums[lo : lo + _CHUNK] = chunk @ weights
         nonzero[lo : lo + _CHUNK] = (chunk > 0).astype(np.float64) @ onehot
-    e_layer, sx, sy, sxx, syy = (sums[:, k * n_layers : (k + 1) * n_layers] for k in range(5))
-    radial = sums[:, 5 * n_layers :]
+    e_layer, sx, sy, sxx, syy, sr, srr = (
+        sums[:, k * n_layers : (k + 1) * n_layers] for k in range(7)
+    )
+    radial = sums[:, 7 * n_layers :]
 
     n_vox = readout.voxels_per_layer.astype(np.int64)
     n_alpha = np.array([layer.n_alpha for layer in readout.layers], dtype=np.int64)
@@ -279,6 +298,10 @@ def compute_observables(
         cy = np.where(defined, sy / safe, np.nan)
         wx = np.sqrt(np.clip(sxx / safe - cx**2, 0.0, None))
         wy = np.sqrt(np.clip(syy / safe - cy**2, 0.0, None))
+        has_energy = (e_layer > 0) & (n_vox > 0)[None, :]
+        safe_r = np.where(has_energy, e_layer, 1.0)
+        cr = np.where(has_energy, sr / safe_r, np.nan)
+        wr = np.sqrt(np.clip(srr / safe_r - cr**2, 0.0, None))
         sparsity = np.where(n_vox > 0, nonzero / np.maximum(n_vox, 1), np.nan)
     return Observables(
         energy=e_inc,
@@ -291,6 +314,8 @@ def compute_observables(
         sparsity=sparsity,
         radial=radial,
         radial_edges=radial_edges,
+        centre_r=cr,
+        width_r=wr,
         layer_n_voxels=n_vox,
         layer_n_alpha=n_alpha,
     )

@@ -1,35 +1,14 @@
 """The validation suite: every metric, overall, per incident-energy bin, and the noise floor.
 
-:func:`run_validation` compares generated showers with reference (Geant4) showers and returns a
-:class:`ValidationResult` whose ``metrics`` is a JSON-able dict::
+:func:`run_validation` compares generated showers with reference showers and returns a
+:class:`ValidationResult` whose ``metrics`` is the JSON-able dict of
+:class:`~twinforge.validation.schema.ValidationMetrics` (``metrics.json``; the schema, units
+and format history are documented there).
 
-    {"format": "twinforge-validation", "format_version": 1,
-     "reference": {"path": str | None, "n_showers": int, "provenance": {...}},
-     "generated": {... same},
-     "readout": {"n_layers": L, "n_voxels": V, "calochallenge_dataset": "2" | ... | None,
-                 "description": str},
-     "config": {... ValidationConfig ...},
-     "overall": METRICS,
-     "per_energy": [{"energy_range_mev": [lo, hi], "label": "E 1-2 GeV", "n_reference": int,
-                     "n_generated": int, "metrics": METRICS}, ...],
-     "noise_floor": {"n_half": int, "overall": METRICS, "per_energy": [...]} | None,
-     "skipped": [{"metric": str, "scope": str, "reason": str}],
-     "warnings": [str],
-     "timing_s": {"observables": float, "separation": float, "classifier_low": float, ...}}
-
-    METRICS = {"separation": {"e_ratio": float, "layer_energy": [L], "centre_x": [L],
-                              "centre_y": [L], "width_x": [L], "width_y": [L], "sparsity": [L],
-                              "voxel_spectrum": float, "radial": float,
-                              "summary": {name: float (mean over layers for per-layer ones)}},
-               "classifier_low": {"auc", "jsd", "accuracy", "n_train", "n_test", "best_epoch",
-                                  "epochs_run"},
-               "classifier_high": {same},
-               "fpd": {"value": float, "error": float}, "kpd": {"value": float, "error": float}}
-
-A metric that could not be computed is absent from its METRICS and listed in ``skipped`` with
-the reason (for example how many showers it needs). Undefined numbers (a layer without voxels,
-a histogram without entries) are ``null``. FPD and KPD are raw values (CaloChallenge tables
-quote them x 1e3).
+A metric that could not be computed in a scope is absent there and listed in ``skipped`` with
+the reason (for example how many showers it needs); too few showers for a requested classifier
+overall is an error instead. Undefined numbers (a layer without voxels, a histogram without
+entries) are ``null``.
 
 Choices, stated once:
 
@@ -42,17 +21,24 @@ Choices, stated once:
   distributions (summed radial profiles) over the readout's r bins. Empty-layer NaNs are left
   out. CaloChallenge uses fixed ranges per dataset, so values are comparable in spirit, not to
   the digit.
+* Threshold: voxels below the readout threshold are set to zero in both samples before
+  anything else (``threshold_mev``; by default the reference file's recorded threshold, else
+  the CaloChallenge one of its binning), as the CaloChallenge evaluation does.
 * Energy bins: ``energy_bins: n`` gives n log-spaced bins over the reference's energy range; a
   list gives the edges (MeV). A bin holds ``lo <= E < hi`` (the last bin also ``E == hi``).
-  Generated energies outside the reference range count in ``overall`` only, with a warning.
-* Classifier per energy bin: the classifier is trained once on all energies; each bin reports
-  AUC/JSD/accuracy of the calibrated held-out predictions whose incident energy lies in the bin
-  (``n_test`` counts them; ``n_train`` is the overall training size).
-* Noise floor: the reference is split in two random halves (seeded by ``seed``) and the same
-  metrics run half vs half, classifiers at the same config. This is the value of a *perfect*
-  generator at N/2 vs N/2 showers; finite-sample terms (separation power ~ bins / N, the FPD
-  extrapolation, the classifier's noise) are larger there than at N vs N, so a generated
-  sample at or below the floor is indistinguishable from the reference at this statistics.
+  The two samples' incident-energy ranges must agree within ``energy_range_tolerance``.
+* Classifiers (:mod:`twinforge.validation.classifier`, the CaloChallenge protocol and its named
+  budgets): one per seed of ``classifier_seeds``; figures are the mean and min-max over seeds.
+  Per energy bin, each seed's classifier (trained once on all energies) scores its calibrated
+  held-out predictions whose incident energy lies in the bin (``n_test`` counts them;
+  ``n_train`` is the overall training size).
+* Noise floor: Geant4 against Geant4 with the same metrics and budgets: with a second,
+  independent reference (:class:`FloorReference`), both subsampled to the main comparison's
+  size, min(N_ref, N_gen); else two random halves of the reference (seeded by ``seed``), at
+  most that size each (``same_size`` says whether it is). This is the value of a *perfect*
+  generator; finite-sample terms (separation power ~ bins / N, the FPD extrapolation, the
+  classifier's noise) grow as N falls, so a floor at N/2 lies above the one at N. With
+  ``cache_dir`` the floor is computed once per reference, size and configuration.
 * FPD and KPD (:mod:`twinforge.validation.metrics`, jetnet definitions) run on
   :meth:`~twinforge.validation.observables.Observables.high_level_matrix`, as the CaloChallenge
   evaluation does. jetnet's batch sizes (FPD 20k-50k, KPD 5k) are capped by the showers a scope
@@ -74,6 +60,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -98,6 +85,7 @@ from twinforge.validation.classifier import (
     classifier_scores,
     low_level_features,
     min_showers_for_classifier,
+    plan_budget,
     train_classifier,
 )
 from twinforge.validation.observables import (
@@ -108,25 +96,29 @@ from twinforge.validation.observables import (
     energy_label,
     voxel_spectrum,
 )
+from twinforge.validation.schema import FORMAT_NAME, FORMAT_VERSION, ValidationMetrics
 
 __all__ = [
     "ALL_METRICS",
+    "CALOCHALLENGE_THRESHOLDS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "DistanceConfig",
+    "FloorReference",
     "ValidationConfig",
     "ValidationResult",
+    "apply_threshold",
     "binning_difference",
     "calochallenge_dataset",
+    "check_binnings",
     "energy_bin_edges",
+    "resolve_threshold",
     "run_validation",
     "validate_files",
 ]
 
 log = logging.getLogger(__name__)
 
-FORMAT_NAME = "twinforge-validation"
-FORMAT_VERSION = 1
 MetricName = Literal["separation", "classifier_low", "classifier_high", "fpd", "kpd"]
 ALL_METRICS: tuple[MetricName, ...] = (
     "separation",
@@ -173,15 +165,41 @@ class ValidationConfig(StrictModel):
     high_classifier: ClassifierConfig = Field(
         default_factory=ClassifierConfig, description="high-level (observables) classifier"
     )
+    classifier_seeds: list[NonNegativeInt] = Field(
+        default_factory=lambda: [0, 1, 2],
+        min_length=1,
+        description="one classifier per seed (both levels, the floor too); figures are the mean "
+        "and min-max over them",
+    )
+    threshold_mev: float | None = Field(
+        None,
+        ge=0.0,
+        description="voxels below this energy (MeV) are set to zero in both samples first. "
+        "None: the reference file's recorded readout threshold, else the CaloChallenge one of "
+        "its binning (0.5 keV / 0.033 = 15.15 keV for datasets 2 and 3), else 0",
+    )
     energy_bins: NonNegativeInt | list[float] = Field(
         5,
         description="n log-spaced bins over the reference range, or the bin edges in MeV; "
         "0: no per-energy breakdown",
     )
-    noise_floor: bool = Field(True, description="also compare two halves of the reference")
+    energy_range_tolerance: float = Field(
+        0.05,
+        ge=0.0,
+        description="the ends of the generated incident-energy range must match the "
+        "reference's within this share of its log range (a relative tolerance for a single "
+        "energy); else an error",
+    )
+    noise_floor: bool = Field(True, description="also compare Geant4 with Geant4")
     metrics: list[MetricName] = Field(default_factory=lambda: list(ALL_METRICS))
     distances: DistanceConfig = Field(default_factory=DistanceConfig)
     seed: int = Field(0, ge=0, description="noise-floor split and FPD/KPD batches")
+    cache_dir: str | None = Field(
+        None,
+        description="keep the noise floor here, keyed by the reference's content and this "
+        "config, so that several models compared with one reference pay for it once "
+        "(None: no cache)",
+    )
     blas_threads: PositiveInt | None = Field(
         1,
         description="NumPy BLAS threads for observables, separation, FPD and KPD (None: the "
@@ -455,50 +473,123 @@ def _classifier(
     run: _Run,
     full_ref: NDArray[np.floating],
     full_gen: NDArray[np.floating],
-) -> ClassifierResult | None:
-    """Train the ``which`` classifier on the rows ``ref.index``/``gen.index`` of the features."""
+) -> list[ClassifierResult] | None:
+    """One ``which`` classifier per seed on the rows ``ref.index``/``gen.index`` of the features.
+
+    Raises:
+        ValidationInputError: too few showers for the main comparison (the noise floor is
+            skipped instead, with the reason).
+    """
     cfg = config.classifier if which == "classifier_low" else config.high_classifier
     need = min_showers_for_classifier(cfg)
     if min(ref.n, gen.n) < need:
-        run.skip(
-            which,
-            scope,
-            f"the classifier needs at least {need} showers in each sample (50 per class in "
-            f"each of the train/selection/held-out splits); has {ref.n} reference and "
-            f"{gen.n} generated",
+        reason = (
+            f"the {which.replace('_', ' (')}-level) classifier needs at least {need} showers in "
+            f"each sample (50 per class in each of the 60/20/20 train/selection/held-out "
+            f"splits); has {ref.n} reference and {gen.n} generated"
         )
+        if scope == "overall":
+            raise ValidationInputError(reason)
+        run.skip(which, scope, reason)
         return None
-    name = f"{which} ({scope})"
-    result = train_classifier(
-        full_ref[ref.index], full_gen[gen.index], cfg, progress=run.say, name=name
+    results = []
+    for seed in config.classifier_seeds:
+        name = f"{which} ({scope}, seed {seed})"
+        run.say(f"training {name}")
+        result = train_classifier(
+            full_ref[ref.index],
+            full_gen[gen.index],
+            cfg.model_copy(update={"seed": seed}),
+            progress=run.progress,
+            name=name,
+        )
+        # held-out indices relative to the full arrays, so energies can be looked up there
+        result.test_index_ref = ref.index[result.test_index_ref]
+        result.test_index_gen = gen.index[result.test_index_gen]
+        results.append(result)
+        if not result.converged:
+            run.warn(
+                f"{name}: not converged (best epoch {result.best_epoch} of {result.epochs_run}, "
+                "in the last 10 % of the run): the AUC is likely an underestimate"
+            )
+    return results
+
+
+def _spread(values: Sequence[float], key: str) -> dict[str, float]:
+    """``{key: mean, key_min, key_max, key_std}`` of finite values (NaN when none)."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    if not arr.size:
+        return {
+            key: math.nan,
+            f"{key}_min": math.nan,
+            f"{key}_max": math.nan,
+            f"{key}_std": math.nan,
+        }
+    return {
+        key: float(arr.mean()),
+        f"{key}_min": float(arr.min()),
+        f"{key}_max": float(arr.max()),
+        f"{key}_std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+    }
+
+
+def _classifier_entry(
+    results: list[ClassifierResult],
+    scores: list[tuple[float, float, float, int]],
+    which: str,
+    config: ValidationConfig,
+) -> dict[str, Any]:
+    """The METRICS entry of one classifier over its seeds: mean and min-max of AUC and JSD,
+    the budget, and one summary per seed (``scores``: per seed AUC, JSD, accuracy, n_test)."""
+    cfg = config.classifier if which == "classifier_low" else config.high_classifier
+    first = results[0]
+    seeds = []
+    for result, (auc, jsd, acc, n_test) in zip(results, scores, strict=True):
+        seeds.append(result.summary() | {"auc": auc, "jsd": jsd, "accuracy": acc, "n_test": n_test})
+    entry: dict[str, Any] = {}
+    entry.update(_spread([s[0] for s in scores], "auc"))
+    entry.update(_spread([s[1] for s in scores], "jsd"))
+    entry["accuracy"] = _nanmean([s[2] for s in scores])
+    entry.update(
+        n_train=first.n_train,
+        n_test=scores[0][3],
+        budget=first.budget,
+        comparable=all(r.comparable for r in results),
+        converged=all(r.converged for r in results),
+        input=(
+            f"low level: {cfg.low_level_input}"
+            if which == "classifier_low"
+            else "high level: CaloChallenge features"
+        ),
+        n_seeds=len(results),
+        seeds=seeds,
     )
-    # held-out indices relative to the full arrays, so energies can be looked up there
-    result.test_index_ref = ref.index[result.test_index_ref]
-    result.test_index_gen = gen.index[result.test_index_gen]
-    return result
+    return entry
 
 
 def _classifier_in_bin(
-    result: ClassifierResult,
+    results: list[ClassifierResult],
     e_ref: NDArray[np.float64],
     e_gen: NDArray[np.float64],
     edges: NDArray[np.float64],
     i: int,
-) -> tuple[dict[str, Any] | None, str]:
-    """Scores of the held-out predictions in energy bin ``i``; ``e_*`` are the energies of the
-    rows the classifier saw."""
-    in_r = _in_bin(e_ref[result.test_index_ref], edges, i)
-    in_g = _in_bin(e_gen[result.test_index_gen], edges, i)
-    if min(in_r.sum(), in_g.sum()) < MIN_PER_CLASS_IN_BIN:
-        return None, (
-            f"needs at least {MIN_PER_CLASS_IN_BIN} held-out showers of each sample in the bin "
-            f"(the classifier is trained on all energies); has {int(in_r.sum())} reference and "
-            f"{int(in_g.sum())} generated"
-        )
-    auc, jsd, acc = classifier_scores(result.test_prob_ref[in_r], result.test_prob_gen[in_g])
-    entry = result.summary() | {"auc": auc, "jsd": jsd, "accuracy": acc}
-    entry["n_test"] = int(in_r.sum() + in_g.sum())
-    return entry, ""
+) -> tuple[list[tuple[float, float, float, int]] | None, str]:
+    """Per seed (AUC, JSD, accuracy, n_test) of the held-out predictions in energy bin ``i``;
+    ``e_*`` are the energies of the rows the classifiers saw."""
+    out = []
+    for result in results:
+        in_r = _in_bin(e_ref[result.test_index_ref], edges, i)
+        in_g = _in_bin(e_gen[result.test_index_gen], edges, i)
+        if min(in_r.sum(), in_g.sum()) < MIN_PER_CLASS_IN_BIN:
+            return None, (
+                f"needs at least {MIN_PER_CLASS_IN_BIN} held-out showers of each sample in the "
+                f"bin (the classifier is trained on all energies); has {int(in_r.sum())} "
+                f"reference and {int(in_g.sum())} generated"
+            )
+        auc, jsd, acc = classifier_scores(result.test_prob_ref[in_r], result.test_prob_gen[in_g])
+        out.append((auc, jsd, acc, int(in_r.sum() + in_g.sum())))
+    return out, ""
 
 
 def _compare(
@@ -556,23 +647,23 @@ def _compare(
     for which in ("classifier_low", "classifier_high"):
         if which not in config.metrics:
             continue
-        run.say(f"{which.replace('_', ' (')}-level) ({overall_scope})")
         with run.timed(tkey(which)):
             full_r, full_g = features[which]
-            result = _classifier(ref, gen, which, config, overall_scope, run, full_r, full_g)
-            if result is None:
+            results = _classifier(ref, gen, which, config, overall_scope, run, full_r, full_g)
+            if results is None:
                 for _, _, scope, _, _ in bins:
                     run.skip(which, scope, f"not trained: too few showers ({overall_scope})")
                 continue
-            classifiers[f"{prefix}/{which}" if prefix else which] = result
-            overall[which] = result.summary()
+            classifiers[f"{prefix}/{which}" if prefix else which] = results[0]
+            overall_scores = [(r.auc, r.jsd, r.accuracy, r.n_test) for r in results]
+            overall[which] = _classifier_entry(results, overall_scores, which, config)
             e_r, e_g = features["energy"]
             for (i, _, scope, _, _), entry in zip(bins, per_energy, strict=True):
-                scores, reason = _classifier_in_bin(result, e_r, e_g, edges, i)
+                scores, reason = _classifier_in_bin(results, e_r, e_g, edges, i)
                 if scores is None:
                     run.skip(which, scope, reason)
                 else:
-                    entry["metrics"][which] = scores
+                    entry["metrics"][which] = _classifier_entry(results, scores, which, config)
     for which in ("fpd", "kpd"):
         if which not in config.metrics:
             continue
@@ -589,6 +680,19 @@ def _compare(
 
 
 # --------------------------------------------------------------------------- entry points
+@dataclass
+class FloorReference:
+    """A second, independent reference sample (e.g. Geant4 with other seeds) for the noise
+    floor at the full sample size; without one the floor compares two halves of the reference.
+
+    ``showers`` (N, V) MeV, ``energy`` (N,) MeV, ``info`` the ``path``/``provenance`` record.
+    """
+
+    showers: NDArray[np.floating]
+    energy: ArrayLike
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 def run_validation(
     ref_showers: NDArray[np.floating],
     ref_energy: ArrayLike,
@@ -600,6 +704,8 @@ def run_validation(
     progress: Progress | None = None,
     reference_info: dict[str, Any] | None = None,
     generated_info: dict[str, Any] | None = None,
+    recorded_threshold: float | None = None,
+    floor_reference: FloorReference | None = None,
 ) -> ValidationResult:
     """Compare generated showers with reference showers.
 
@@ -613,10 +719,14 @@ def run_validation(
         progress: called with a one-line message per stage (and classifier epoch).
         reference_info: ``path`` and ``provenance`` recorded under ``metrics["reference"]``.
         generated_info: same for ``metrics["generated"]``.
+        recorded_threshold: the readout threshold the reference file records, MeV (used when
+            ``config.threshold_mev`` is None).
+        floor_reference: a second reference sample for the noise floor at full size.
 
     Raises:
         ValidationInputError: shapes do not fit the readout, NaN/inf or negative voxel energies,
-            non-positive incident energies, or no showers.
+            non-positive incident energies, no showers, incident-energy ranges that differ, or
+            too few showers for a requested classifier.
     """
     config = config or ValidationConfig()
     limits: AbstractContextManager[Any] = (
@@ -627,8 +737,65 @@ def run_validation(
     with limits:
         return _run_validation(
             ref_showers, ref_energy, gen_showers, gen_energy, readout, config,
-            _Run(progress), reference_info, generated_info,
+            _Run(progress), reference_info, generated_info, recorded_threshold, floor_reference,
         )  # fmt: skip
+
+
+def resolve_threshold(
+    config: ValidationConfig, readout: Readout, recorded: float | None
+) -> tuple[float, str]:
+    """The voxel threshold (MeV) applied to both samples, and where it comes from."""
+    if config.threshold_mev is not None:
+        return float(config.threshold_mev), "configuration (threshold_mev)"
+    if recorded is not None and recorded > 0:
+        return float(recorded), "the reference file's readout threshold"
+    dataset = calochallenge_dataset(readout)
+    if dataset is not None:
+        value = CALOCHALLENGE_THRESHOLDS[dataset]
+        return value, f"CaloChallenge dataset {dataset} (evaluate.py min_energy)"
+    return 0.0, "none recorded (no threshold applied)"
+
+
+CALOCHALLENGE_THRESHOLDS: dict[str, float] = {
+    "1-photons": 1.0,
+    "1-pions": 1.0,
+    "2": 0.5e-3 / 0.033,
+    "3": 0.5e-3 / 0.033,
+}
+"""Voxel thresholds of the CaloChallenge evaluation (``evaluate.py``'s ``min_energy``), MeV."""
+
+
+def apply_threshold(showers: NDArray[np.floating], threshold: float) -> NDArray[np.floating]:
+    """``showers`` with every voxel below ``threshold`` MeV set to zero (a copy when anything
+    changes; chunked, no boolean temporary of the whole array)."""
+    if threshold <= 0:
+        return showers
+    out: NDArray[np.floating] | None = None
+    for lo in range(0, showers.shape[0], 4096):
+        chunk = showers[lo : lo + 4096]
+        below = (chunk < threshold) & (chunk != 0)
+        if below.any():
+            if out is None:
+                out = np.array(showers, copy=True)
+            out[lo : lo + 4096][below] = 0.0
+    return showers if out is None else out
+
+
+def _check_energy_ranges(
+    e_ref: NDArray[np.float64], e_gen: NDArray[np.float64], tolerance: float, what: str
+) -> None:
+    """Both ends of the ranges must agree within ``log(1 + tol) + tol * log(max/min)`` in log
+    energy: a relative ``tol`` for single-energy samples, a share ``tol`` of the log range for
+    spectra (whose sample extremes wander with the sample size)."""
+    lo_r, hi_r, lo_g, hi_g = e_ref.min(), e_ref.max(), e_gen.min(), e_gen.max()
+    limit = math.log1p(tolerance) + tolerance * math.log(hi_r / lo_r)
+    if max(abs(math.log(lo_g / lo_r)), abs(math.log(hi_g / hi_r))) > limit:
+        raise ValidationInputError(
+            f"incident-energy ranges differ: reference {lo_r:g}-{hi_r:g} MeV, {what} "
+            f"{lo_g:g}-{hi_g:g} MeV: compare samples of the same conditions (twinforge "
+            "validate --model samples at the reference's), or cut the reference to the "
+            "generated range"
+        )
 
 
 def _run_validation(
@@ -641,10 +808,25 @@ def _run_validation(
     run: _Run,
     reference_info: dict[str, Any] | None,
     generated_info: dict[str, Any] | None,
+    recorded_threshold: float | None,
+    floor_reference: FloorReference | None,
 ) -> ValidationResult:
     start = time.perf_counter()
     e_ref = check_inputs(ref_showers, ref_energy, readout, "reference")
     e_gen = check_inputs(gen_showers, gen_energy, readout, "generated")
+    _check_energy_ranges(e_ref, e_gen, config.energy_range_tolerance, "generated")
+    e_floor = None
+    if floor_reference is not None and config.noise_floor:
+        e_floor = check_inputs(
+            floor_reference.showers, floor_reference.energy, readout, "floor reference"
+        )
+        _check_energy_ranges(e_ref, e_floor, config.energy_range_tolerance, "floor reference")
+    _check_classifier_sizes(config, min(len(e_ref), len(e_gen)))
+
+    threshold, threshold_source = resolve_threshold(config, readout, recorded_threshold)
+    run.say(f"zeroing voxels below {threshold:g} MeV ({threshold_source})")
+    ref_showers = apply_threshold(ref_showers, threshold)
+    gen_showers = apply_threshold(gen_showers, threshold)
 
     run.say("computing observables")
     with run.timed("observables"):
@@ -660,14 +842,6 @@ def _run_validation(
             )
 
     edges = energy_bin_edges(config.energy_bins, e_ref)
-    lo, hi = float(e_ref.min()), float(e_ref.max())
-    outside = int(np.sum((e_gen < lo * (1 - 1e-9)) | (e_gen > hi * (1 + 1e-9))))
-    if outside:
-        run.warn(
-            f"{outside} of {len(e_gen)} generated showers have incident energies outside the "
-            f"reference range {lo:g}-{hi:g} MeV: they count in 'overall' and in no "
-            "reference-based energy bin"
-        )
     if len(edges):
         for name, e in (("reference", e_ref), ("generated", e_gen)):
             n_out = int(np.sum((e < edges[0]) | (e > edges[-1])))
@@ -677,17 +851,10 @@ def _run_validation(
                     f"{edges[-1]:g} MeV"
                 )
 
-    features: dict[str, tuple[NDArray[np.floating], NDArray[np.floating]]] = {
-        "energy": (e_ref, e_gen)
-    }
-    if "classifier_low" in config.metrics:
-        features["classifier_low"] = (
-            low_level_features(ref_showers, e_ref),
-            low_level_features(gen_showers, e_gen),
-        )
-    if "classifier_high" in config.metrics:
-        features["classifier_high"] = (hlf_ref.astype(np.float32), hlf_gen.astype(np.float32))
-
+    ref_features = _sample_features(config, readout, ref_showers, e_ref, obs_ref, hlf_ref)
+    features = _pair(
+        ref_features, _sample_features(config, readout, gen_showers, e_gen, obs_gen, hlf_gen)
+    )
     ref = _Side(obs_ref, hlf_ref, ref_showers, np.arange(len(e_ref)))
     gen = _Side(obs_gen, hlf_gen, gen_showers, np.arange(len(e_gen)))
     classifiers: dict[str, ClassifierResult] = {}
@@ -698,7 +865,26 @@ def _run_validation(
     noise: dict[str, Any] | None = None
     if config.noise_floor:
         with run.timed("noise_floor"):
-            noise = _noise_floor(ref, edges, config, run, features, classifiers)
+            floor_side = None
+            if floor_reference is not None:
+                assert e_floor is not None
+                floor_side = (
+                    apply_threshold(floor_reference.showers, threshold),
+                    e_floor,
+                    floor_reference.info,
+                )
+            noise = _cached_noise_floor(
+                ref,
+                floor_side,
+                min(ref.n, gen.n),
+                edges,
+                config,
+                run,
+                ref_features,
+                classifiers,
+                threshold,
+                readout,
+            )
 
     run.timing["total"] = time.perf_counter() - start
     metrics = {
@@ -712,6 +898,7 @@ def _run_validation(
             "calochallenge_dataset": calochallenge_dataset(readout),
             "description": readout.describe(),
         },
+        "protocol": _protocol(config, threshold, threshold_source, hlf_ref.shape[1]),
         "config": config.model_dump(mode="json"),
         "overall": overall,
         "per_energy": per_energy,
@@ -721,45 +908,210 @@ def _run_validation(
         "timing_s": run.timing,
     }
     run.say(f"validation done in {run.timing['total']:.1f} s")
-    return ValidationResult(_clean(metrics), obs_ref, obs_gen, classifiers)
+    checked = ValidationMetrics.model_validate(_clean(metrics))
+    metrics = checked.model_dump(mode="json", exclude_unset=True)  # skipped metrics stay absent
+    return ValidationResult(metrics, obs_ref, obs_gen, classifiers)
+
+
+def _check_classifier_sizes(config: ValidationConfig, n: int) -> None:
+    """Fail before any work when a requested classifier cannot be trained on ``n`` showers."""
+    for which, cfg in (
+        ("classifier_low", config.classifier),
+        ("classifier_high", config.high_classifier),
+    ):
+        need = min_showers_for_classifier(cfg)
+        if which in config.metrics and n < need:
+            raise ValidationInputError(
+                f"too few showers for the {which.split('_')[1]}-level classifier: it needs at "
+                f"least {need} of each sample (50 per class in each of the 60/20/20 splits), "
+                f"the smaller sample has {n}; the CaloChallenge protocol is meant for >= 10k"
+            )
+
+
+def _sample_features(
+    config: ValidationConfig,
+    readout: Readout,
+    showers: NDArray[np.floating],
+    energy: NDArray[np.float64],
+    obs: Observables,
+    hlf: NDArray[np.float64],
+) -> dict[str, NDArray[np.floating]]:
+    """Classifier inputs of one sample: ``energy`` (N,), ``classifier_low``, ``classifier_high``."""
+    out: dict[str, NDArray[np.floating]] = {"energy": energy}
+    if "classifier_low" in config.metrics:
+        normed = config.classifier.low_level_input == "normed"
+        out["classifier_low"] = low_level_features(
+            showers,
+            energy,
+            obs.layer_energy if normed else None,
+            readout.voxel_centres().layer if normed else None,
+        )
+    if "classifier_high" in config.metrics:
+        out["classifier_high"] = hlf.astype(np.float32)
+    return out
+
+
+def _pair(
+    a: dict[str, NDArray[np.floating]], b: dict[str, NDArray[np.floating]]
+) -> dict[str, tuple[NDArray[np.floating], NDArray[np.floating]]]:
+    return {key: (a[key], b[key]) for key in a}
+
+
+def _protocol(
+    config: ValidationConfig, threshold: float, source: str, n_high: int
+) -> dict[str, Any]:
+    """What was run, in words and numbers, for metrics.json and the report."""
+    out: dict[str, Any] = {
+        "name": "CaloChallenge 2022 classifier protocol (arXiv 2410.21611, evaluate.py)",
+        "threshold_mev": threshold,
+        "threshold_source": source,
+        "n_high_level_features": n_high,
+        "classifier_seeds": list(config.classifier_seeds),
+    }
+    comparable = True
+    for key, cfg in (("low", config.classifier), ("high", config.high_classifier)):
+        plan = plan_budget(cfg, 1)
+        out[f"{key}_budget"] = plan.budget
+        out[f"{key}_budget_description"] = plan.description
+        comparable &= plan.comparable
+    out["low_level_input"] = config.classifier.low_level_input
+    out["comparable"] = comparable
+    return out
+
+
+def _cache_key(
+    arrays: Sequence[NDArray[Any]], config: ValidationConfig, extra: dict[str, Any]
+) -> str:
+    """SHA-256 over the arrays' bytes and the settings that change the floor."""
+    import hashlib
+
+    from twinforge import __version__
+
+    digest = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(arr)
+        digest.update(f"{arr.dtype}{arr.shape}".encode())
+        for lo in range(0, arr.shape[0], 4096):
+            digest.update(memoryview(arr[lo : lo + 4096]).cast("B"))
+    settings = config.model_dump(mode="json", exclude={"cache_dir", "blas_threads"})
+    settings.pop("kind", None)
+    text = json.dumps(
+        {"config": settings, **extra, "version": __version__, "format_version": FORMAT_VERSION},
+        sort_keys=True,
+    )
+    digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def _cached_noise_floor(
+    ref: _Side,
+    floor_side: tuple[NDArray[np.floating], NDArray[np.float64], dict[str, Any]] | None,
+    n_compared: int,
+    edges: NDArray[np.float64],
+    config: ValidationConfig,
+    run: _Run,
+    ref_features: dict[str, NDArray[np.floating]],
+    classifiers: dict[str, ClassifierResult],
+    threshold: float,
+    readout: Readout,
+) -> dict[str, Any] | None:
+    """The noise floor, from ``config.cache_dir`` when the same reference, floor reference,
+    size and settings were seen before; computed (and stored) otherwise."""
+    path = None
+    if config.cache_dir is not None:
+        arrays = [ref.showers, ref_features["energy"]]
+        if floor_side is not None:
+            arrays += [floor_side[0], floor_side[1]]
+        key = _cache_key(
+            arrays, config, {"n": n_compared, "threshold": threshold, "edges": edges.tolist()}
+        )
+        path = Path(config.cache_dir) / f"noise-floor-{key[:32]}.json"
+        if path.is_file():
+            try:
+                cached = json.loads(path.read_text())
+                run.say(f"noise floor from the cache ({path})")
+                return cached | {"cached": True}
+            except (OSError, ValueError) as exc:
+                run.warn(f"{path}: unreadable cache entry ({exc}); computing the floor again")
+    noise = _noise_floor(
+        ref, floor_side, n_compared, edges, config, run, ref_features, classifiers, readout
+    )
+    if noise is not None and path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(_clean(noise), allow_nan=False, default=json_default))
+        os.replace(tmp, path)
+    return noise
 
 
 def _noise_floor(
     ref: _Side,
+    floor_side: tuple[NDArray[np.floating], NDArray[np.float64], dict[str, Any]] | None,
+    n_compared: int,
     edges: NDArray[np.float64],
     config: ValidationConfig,
     run: _Run,
-    features: dict[str, tuple[NDArray[np.floating], NDArray[np.floating]]],
+    ref_features: dict[str, NDArray[np.floating]],
     classifiers: dict[str, ClassifierResult],
+    readout: Readout,
 ) -> dict[str, Any] | None:
-    """Half A vs half B of the reference (seeded split), same metrics."""
-    half = ref.n // 2
-    if half < MIN_SEPARATION:
-        run.skip(
-            "noise_floor",
-            "noise floor",
-            f"needs at least {2 * MIN_SEPARATION} reference showers (two halves), has {ref.n}",
+    """Geant4 vs Geant4 with the same metrics: the reference against ``floor_side`` (a second
+    reference; both subsampled to ``n_compared`` showers), or two random halves of the
+    reference (``n_compared`` each at most)."""
+    rng = np.random.default_rng([config.seed, 7])
+    source: dict[str, Any] | None = None
+    if floor_side is None:
+        n = min(ref.n // 2, n_compared)
+        method = "two random halves of the reference"
+        if n < MIN_SEPARATION:
+            run.skip(
+                "noise_floor",
+                "noise floor",
+                f"needs at least {2 * MIN_SEPARATION} reference showers (two halves), has {ref.n}",
+            )
+            return None
+        perm = rng.permutation(ref.n)
+        mask_a = np.zeros(ref.n, dtype=bool)
+        mask_b = np.zeros(ref.n, dtype=bool)
+        mask_a[perm[:n]] = True
+        mask_b[perm[n : 2 * n]] = True
+        side_a, side_b = ref.take(mask_a), ref.take(mask_b)
+        # both halves index the reference arrays
+        features = _pair(ref_features, ref_features)
+    else:
+        f_showers, f_energy, source = floor_side
+        n = min(ref.n, len(f_energy), n_compared)
+        method = "the reference against a second, independent reference"
+        mask_a = np.zeros(ref.n, dtype=bool)
+        mask_a[rng.permutation(ref.n)[:n]] = True
+        side_a = ref.take(mask_a)
+        keep_b = np.sort(rng.permutation(len(f_energy))[:n])
+        showers_b, energy_b = f_showers[keep_b], f_energy[keep_b]
+        obs_b = compute_observables(showers_b, energy_b, readout)
+        hlf_b = obs_b.high_level_matrix()
+        side_b = _Side(obs_b, hlf_b, showers_b, np.arange(n))
+        features = _pair(
+            ref_features, _sample_features(config, readout, showers_b, energy_b, obs_b, hlf_b)
         )
-        return None
-    perm = np.random.default_rng([config.seed, 7]).permutation(ref.n)
-    mask_a = np.zeros(ref.n, dtype=bool)
-    mask_b = np.zeros(ref.n, dtype=bool)
-    mask_a[perm[:half]] = True
-    mask_b[perm[half : 2 * half]] = True
-    side_a, side_b = ref.take(mask_a), ref.take(mask_b)
-    # both halves index the reference arrays: the "generated" features are the reference ones
-    half_features = {key: (pair[0], pair[0]) for key, pair in features.items()}
     overall, per_energy = _compare(
         side_a,
         side_b,
         edges,
         config,
         run,
-        half_features,
+        features,
         prefix="noise floor",
         classifiers=classifiers,
     )
-    return {"n_half": half, "overall": overall, "per_energy": per_energy}
+    return {
+        "method": method,
+        "n_half": n,
+        "same_size": n == n_compared,
+        "floor_reference": None if source is None else _sample_info(source, len(floor_side[1])),
+        "cached": False,
+        "overall": overall,
+        "per_energy": per_energy,
+    }
 
 
 def _sample_info(info: dict[str, Any] | None, n: int) -> dict[str, Any]:
@@ -790,15 +1142,17 @@ def validate_files(
     *,
     progress: Progress | None = None,
     readout: Readout | None = None,
+    floor_reference: str | Path | None = None,
 ) -> ValidationResult:
     """Open two shower files (:class:`~twinforge.showers.ShowerFile`) and validate.
 
     The binning is the one the files store; ``readout`` is needed only for plain CaloChallenge
     files without a ``binning_xml`` attribute (and must agree with stored ones). Paths, event
     counts and provenance are recorded in ``metrics["reference"]``/``metrics["generated"]``.
+    ``floor_reference``: a second reference file for the noise floor at full size.
 
     Raises:
-        TwinforgeError: the two files have different binnings (the message names both files and
+        TwinforgeError: the files have different binnings (the message names both files and
             the first difference), no binning is known, or a file cannot be read (the message
             names it).
     """
@@ -807,41 +1161,35 @@ def validate_files(
     ref_path, gen_path = Path(reference), Path(generated)
     say = progress or (lambda _msg: None)
     with ShowerFile(ref_path) as f_ref, ShowerFile(gen_path) as f_gen:
-        r_ref, r_gen = f_ref.readout, f_gen.readout
-        if r_ref is not None and r_gen is not None and r_ref != r_gen:
-            raise TwinforgeError(
-                f"reference {ref_path} and generated {gen_path} have different binnings "
-                f"({r_ref.describe()} vs {r_gen.describe()}; {binning_difference(r_ref, r_gen)})"
-                ": compare showers of the same readout"
-            )
-        if f_ref.n_voxels != f_gen.n_voxels:
-            raise TwinforgeError(
-                f"reference {ref_path} has {f_ref.n_voxels} voxels per shower but generated "
-                f"{gen_path} has {f_gen.n_voxels}: compare showers of the same readout"
-            )
-        for path, stored in ((ref_path, r_ref), (gen_path, r_gen)):
-            if readout is not None and stored is not None and stored != readout:
-                raise TwinforgeError(
-                    f"{path}: its binning ({stored.describe()}) differs from the given readout "
-                    f"({readout.describe()}; {binning_difference(stored, readout)})"
-                )
-        binning = r_ref or r_gen or readout
-        if binning is None:
-            raise TwinforgeError(
-                f"neither {ref_path} nor {gen_path} stores its binning (binning_xml): give the "
-                "readout (detector) explicitly"
-            )
-        if binning.n_voxels != f_ref.n_voxels:
-            raise TwinforgeError(
-                f"{ref_path}: {f_ref.n_voxels} voxels per shower, but the readout has "
-                f"{binning.n_voxels}"
-            )
+        binning = check_binnings(
+            [(ref_path, f_ref.readout, f_ref.n_voxels), (gen_path, f_gen.readout, f_gen.n_voxels)],
+            readout,
+        )
         say(f"reading {ref_path}")
         cond_ref, showers_ref = f_ref.read()
         say(f"reading {gen_path}")
         cond_gen, showers_gen = f_gen.read()
         info_ref = {"path": str(ref_path), "provenance": f_ref.provenance}
         info_gen = {"path": str(gen_path), "provenance": f_gen.provenance}
+        threshold = f_ref.threshold
+    floor = None
+    if floor_reference is not None:
+        floor_path = Path(floor_reference)
+        with ShowerFile(floor_path) as f_floor:
+            check_binnings(
+                [
+                    (ref_path, binning, showers_ref.shape[1]),
+                    (floor_path, f_floor.readout, f_floor.n_voxels),
+                ],
+                readout,
+            )
+            say(f"reading {floor_path}")
+            cond_floor, showers_floor = f_floor.read()
+            floor = FloorReference(
+                showers_floor,
+                cond_floor.energy,
+                {"path": str(floor_path), "provenance": f_floor.provenance},
+            )
     pdg_ref, pdg_gen = set(np.unique(cond_ref.pdg).tolist()), set(np.unique(cond_gen.pdg).tolist())
     result = run_validation(
         showers_ref,
@@ -853,12 +1201,56 @@ def validate_files(
         progress=progress,
         reference_info=info_ref,
         generated_info=info_gen,
+        recorded_threshold=threshold,
+        floor_reference=floor,
     )
     if pdg_ref != pdg_gen:
         message = f"particle ids differ: reference {sorted(pdg_ref)}, generated {sorted(pdg_gen)}"
         log.warning(message)
         result.metrics["warnings"].append(message)
     return result
+
+
+def check_binnings(
+    files: Sequence[tuple[Path, Readout | None, int]], readout: Readout | None = None
+) -> Readout:
+    """The common binning of shower files (path, stored readout or None, voxels per shower);
+    the first file is the reference. ``readout`` is the binning given for files without one.
+
+    Raises:
+        TwinforgeError: binnings or voxel counts differ (naming both files and the first
+            difference), or no binning is known.
+    """
+    (ref_path, r_ref, n_ref), others = files[0], files[1:]
+    for path, stored, n_vox in others:
+        if r_ref is not None and stored is not None and r_ref != stored:
+            raise TwinforgeError(
+                f"reference {ref_path} and {path} have different binnings "
+                f"({r_ref.describe()} vs {stored.describe()}; {binning_difference(r_ref, stored)})"
+                ": compare showers of the same readout"
+            )
+        if n_vox != n_ref:
+            raise TwinforgeError(
+                f"reference {ref_path} has {n_ref} voxels per shower but {path} has {n_vox}: "
+                "compare showers of the same readout"
+            )
+    for path, stored, _ in files:
+        if readout is not None and stored is not None and stored != readout:
+            raise TwinforgeError(
+                f"{path}: its binning ({stored.describe()}) differs from the given readout "
+                f"({readout.describe()}; {binning_difference(stored, readout)})"
+            )
+    binning = next((stored for _, stored, _ in files if stored is not None), None) or readout
+    if binning is None:
+        raise TwinforgeError(
+            f"none of {', '.join(str(p) for p, _, _ in files)} stores its binning (binning_xml): "
+            "give the readout (detector) explicitly"
+        )
+    if binning.n_voxels != n_ref:
+        raise TwinforgeError(
+            f"{ref_path}: {n_ref} voxels per shower, but the readout has {binning.n_voxels}"
+        )
+    return binning
 
 
 _ = ValidationInputError  # re-exported through twinforge.validation
