@@ -215,7 +215,8 @@ def test_second_reference_floor_and_cache(samples, tmp_path) -> None:
     first = run_validation(s1, e1, s2[:1000], e2[:1000], READOUT, config, floor_reference=floor)
     nf = first.metrics["noise_floor"]
     assert nf["method"] == "the reference against a second, independent reference"
-    assert nf["n_half"] == 1000 and nf["same_size"] is True
+    assert nf["n_half"] == 1000
+    assert nf["same_size"] is True
     assert nf["floor_reference"]["path"] == "second.h5"
     assert nf["cached"] is False
     assert len(list(tmp_path.glob("noise-floor-*.json"))) == 1

@@ -32,8 +32,8 @@ Budgets (:data:`BUDGETS`), recorded with every result:
   published or tabled figure.
 
 Setting ``epochs`` or ``patience`` explicitly, or another network, learning rate, batch size or
-split, makes a run "custom" (not comparable) whatever the budget. Every result says whether it converged: not when its best epoch falls in the last 10 %
-of the epochs run.
+split, makes a run "custom" (not comparable) whatever the budget. Every result says whether it
+converged: not when its best epoch falls in the last 10 % of the epochs run.
 
 Differences from the challenge's code: float32 by default (``dtype: float64`` is the challenge's
 choice; docs/validation.md compares both), seeded splits and shuffles instead of NumPy's global
@@ -89,8 +89,7 @@ Budget = Literal["challenge", "converged", "quick"]
 
 BUDGETS: dict[str, str] = {
     "challenge": "CaloChallenge 2022: 50 epochs, no early stopping, best epoch kept",
-    "converged": "at least 50 epochs and 2000 optimiser steps, at most 6000 steps, best epoch "
-    "kept",
+    "converged": "at least 50 epochs and 2000 optimiser steps, at most 6000 steps, best epoch kept",
     "quick": "QUICK: 5 epochs, patience 3, for tests and the demo; NOT COMPARABLE with any "
     "published or tabled figure",
 }
@@ -193,9 +192,8 @@ def plan_budget(config: ClassifierConfig, n_train: int) -> BudgetPlan:
     changed = [
         key
         for key in ("hidden", "dropout", "lr", "batch_size", "val_fraction", "test_fraction")
-        if getattr(config, key) != ClassifierConfig.model_fields[key].get_default(
-            call_default_factory=True
-        )
+        if getattr(config, key)
+        != ClassifierConfig.model_fields[key].get_default(call_default_factory=True)
     ]
     if config.epochs is not None and config.epochs != epochs:
         changed.append("epochs")
