@@ -154,7 +154,13 @@ def _metric_texts(
         return get_value(block), (get_floor(floor) if floor is not None else None)
 
     def auc(key: str) -> Any:
-        return lambda b: fmt(lookup(b, key, "auc"))
+        def text(b: Any) -> str:
+            value, lo, hi = (lookup(b, key, k) for k in ("auc", "auc_min", "auc_max"))
+            if (lookup(b, key, "n_seeds") or 1) > 1 and lo is not None and hi is not None:
+                return f"{fmt(value)} ({fmt(lo)}-{fmt(hi)})"
+            return fmt(value)
+
+        return text
 
     def dist(key: str) -> Any:
         return lambda b: fmt_pm(lookup(b, key, "value"), lookup(b, key, "error"))
@@ -216,21 +222,53 @@ def _summary_section(metrics: Mapping[str, Any]) -> str:
             f"<td class='num big'>{_e(value)}</td><td class='num'>{_e(floor_text)}</td>"
             f"<td class='note'>{note}</td></tr>"
         )
+    nf = metrics.get("noise_floor") or {}
     floor_note = (
-        "The noise floor is the same metric between two independent halves of the reference: a "
-        "generated sample cannot be expected to score better, and differences smaller than the "
-        "floor (plus the quoted errors) are not significant."
+        f"The noise floor is the same metric between Geant4 and Geant4 ({nf.get('method')}, "
+        f"{nf.get('n_half')} showers each"
+        + (
+            ""
+            if nf.get("same_size")
+            else ", fewer than the comparison above: a floor at full size lies lower"
+        )
+        + (", from the cache" if nf.get("cached") else "")
+        + "): a generated sample cannot be expected to score better, and differences smaller "
+        "than the floor plus the seed spread are not significant."
         if floor is not None
         else "No noise floor was computed: "
         + (_skip_reason(metrics, "noise_floor", _FLOOR_SCOPE) or "disabled in the configuration")
         + "."
     )
     return (
-        "<table class='summary'><thead><tr><th>Metric</th><th>Generated vs reference</th>"
+        _protocol_note(metrics)
+        + "<table class='summary'><thead><tr><th>Metric</th><th>Generated vs reference</th>"
         "<th>Noise floor</th><th>Details</th></tr></thead><tbody>"
         + "".join(rows)
         + f"</tbody></table>\n<p class='explain'>{_e(floor_note)}</p>"
     )
+
+
+def _protocol_note(metrics: Mapping[str, Any]) -> str:
+    """What the classifiers ran, and a loud warning when their AUCs are not comparable."""
+    protocol = metrics.get("protocol") or {}
+    if not protocol:
+        return ""
+    seeds = protocol.get("classifier_seeds") or []
+    text = (
+        f"{protocol.get('name')}: voxels below {fmt(protocol.get('threshold_mev'))} MeV zeroed "
+        f"({protocol.get('threshold_source')}); low-level budget "
+        f"{protocol.get('low_budget')} ({protocol.get('low_budget_description')}), high-level "
+        f"budget {protocol.get('high_budget')}; {protocol.get('n_high_level_features')} "
+        f"high-level features; {len(seeds)} classifier seed(s), AUCs as mean (min-max)."
+    )
+    note = f"<p class='explain'>{_e(text)}</p>"
+    if not protocol.get("comparable"):
+        note = (
+            "<p class='warning'><strong>Not comparable:</strong> the classifiers ran a quick or "
+            "customised budget; their AUCs are for smoke tests, not for tables, and must not be "
+            "set beside published figures.</p>" + note
+        )
+    return note
 
 
 def _classifier_detail(block: Any) -> str:
@@ -243,8 +281,14 @@ def _classifier_detail(block: Any) -> str:
         parts.append(f"accuracy {fmt(block['accuracy'])}")
     if block.get("n_train") is not None:
         parts.append(f"{block['n_train']} train / {block.get('n_test', '?')} test")
-    if block.get("best_epoch") is not None:
-        parts.append(f"best epoch {block['best_epoch']} of {block.get('epochs_run', '?')}")
+    seeds = block.get("seeds") or []
+    if seeds:
+        best = ", ".join(f"{s.get('best_epoch')}/{s.get('epochs_run')}" for s in seeds)
+        parts.append(f"best epoch of run per seed {best}")
+    if block.get("budget") is not None:
+        parts.append(f"budget {block['budget']}")
+    if block.get("converged") is False:
+        parts.append("NOT CONVERGED (best epoch in the last 10 % of a run)")
     return ", ".join(parts)
 
 
@@ -402,7 +446,13 @@ def _published_section(metrics: Mapping[str, Any], published: Sequence[Mapping[s
         "<em>GEANT4</em> row compares two Geant4 samples: the published noise floor. The numbers "
         "are comparable with this report's only when the reference is the challenge's "
         "evaluation sample, the generated sample has the same size, and the high-level features "
-        "are the challenge's; otherwise read them as orders of magnitude.</p>\n"
+        "are the challenge's; otherwise read them as orders of magnitude."
+        + (
+            ""
+            if lookup(metrics, "protocol", "comparable")
+            else " <strong>This report's AUCs come from a budget that is not comparable.</strong>"
+        )
+        + "</p>\n"
         f"<div class='scroll'><table class='grid'><thead>{head}</thead><tbody>{body}"
         "</tbody></table></div>"
     )
@@ -535,6 +585,8 @@ table.inputs th { padding-left: 0; width: 110px; }
 table.inputs tr { border: 0; background: none; }
 tr.ours { background: var(--ours) !important; font-weight: 600; }
 .explain { color: #3a3a3c; max-width: 980px; font-size: 14px; }
+.warning { max-width: 980px; font-size: 15px; background: #fff3cd; border-left: 5px solid #c0392b;
+  padding: 8px 12px; }
 .callout { border-left: 4px solid; padding: 6px 14px; margin: 10px 0; background: var(--band); }
 .callout ul { margin: 4px 0; padding-left: 20px; }
 .warn { border-color: #c77c02; } .skip { border-color: var(--muted); }
