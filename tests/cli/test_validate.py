@@ -35,6 +35,7 @@ CONFIG = """\
 kind: validation
 classifier: {hidden: [16], epochs: 2, patience: 1, batch_size: 100}
 high_classifier: {hidden: [16], epochs: 2, patience: 1, batch_size: 100}
+classifier_seeds: [0]
 energy_bins: 2
 distances: {fpd_min_samples: 100, fpd_max_samples: 150, fpd_batches: 2, fpd_points: 2,
             kpd_batches: 2, kpd_batch_size: 100}
@@ -149,3 +150,53 @@ def test_bad_invocations(twinforge: Run, tmp_path: Path, files: tuple[Path, Path
         "unknown key 'epochs'",
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_protocol_refusals_leave_no_report(
+    twinforge: Run, tmp_path: Path, files: tuple[Path, Path]
+) -> None:
+    # too few showers for the protocol: says how many it needs
+    result = twinforge(
+        "validate", "-r", "ref.h5", "-g", "gen.h5", "-o", "few", "--max-showers", "200",
+        "--no-catalog",
+    )  # fmt: skip
+    assert_user_error(result, "too few showers", "at least 250", "has 200")
+    assert not (tmp_path / "few").exists()
+    # different incident-energy ranges
+    detector = str(tmp_path / "two-layer.yaml")
+    from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+
+    cfg = SyntheticConfig(detector=detector, n_events=300, seed=4, energy_min="20GeV",
+                          energy_max="60GeV")  # fmt: skip
+    write_synthetic_file(cfg, tmp_path / "high.h5")
+    result = twinforge("validate", "-r", "ref.h5", "-g", "high.h5", "-o", "range", "--no-catalog")
+    assert_user_error(result, "incident-energy ranges differ", "MeV, generated 2")
+    assert not (tmp_path / "range").exists()
+    # an empty generated file
+    from twinforge.showers import ShowerFile, ShowerWriter
+
+    with ShowerFile(tmp_path / "ref.h5") as f:
+        readout = f.readout
+    with ShowerWriter(tmp_path / "empty.h5", readout, {}):
+        pass
+    result = twinforge("validate", "-r", "ref.h5", "-g", "empty.h5", "-o", "empty", "--no-catalog")
+    assert_user_error(result, "empty.h5", "no showers")
+    assert not (tmp_path / "empty").exists()
+
+
+def test_quick_budget_is_labelled(twinforge: Run, tmp_path: Path, files: tuple[Path, Path]) -> None:
+    (tmp_path / "q.yaml").write_text(
+        "kind: validation\nclassifier: {hidden: [16]}\nhigh_classifier: {hidden: [16]}\n"
+        "energy_bins: 0\nmetrics: [classifier_low]\nnoise_floor: false\n"
+    )
+    result = twinforge(
+        "validate", "-r", "ref.h5", "-g", "gen.h5", "-o", "q", "--config", "q.yaml", "--quick",
+        "--seeds", "2", "--no-catalog",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "q" / "metrics.json").read_text())
+    assert metrics["protocol"]["low_budget"] == "quick (custom)"
+    assert metrics["protocol"]["comparable"] is False
+    assert len(metrics["overall"]["classifier_low"]["seeds"]) == 2
+    page = (tmp_path / "q" / "report.html").read_text()
+    assert "Not comparable" in page

@@ -211,6 +211,18 @@ def test_cli_train_and_sample(tmp_path: Path, showers_file: Path) -> None:
         assert f.provenance["simulator"] == "twinforge vae model"
     assert showers.shape == (30, 96)
     assert 1e3 <= cond.energy.min() <= cond.energy.max() <= 6.4e4
+    # one shower at each of a file's conditions
+    proc = subprocess.run([*run, "sample", str(tmp_path / "m"), "--conditions-from",
+                           str(tmp_path / "g.h5"), "-o", str(tmp_path / "h.h5")],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with ShowerFile(tmp_path / "h.h5") as f:
+        np.testing.assert_array_equal(f.conditions().energy, cond.energy)
+        assert f.provenance["conditions_from"] == str(tmp_path / "g.h5")
+    proc = subprocess.run([*run, "sample", str(tmp_path / "m"), "-o", str(tmp_path / "y.h5")],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 1
+    assert "--conditions-from" in proc.stderr
     bad = [*run, "sample", str(tmp_path / "nope"), "--energy", "1GeV", "-o", str(tmp_path / "x.h5")]
     proc = subprocess.run(bad, capture_output=True, text=True, check=False)
     assert proc.returncode == 1

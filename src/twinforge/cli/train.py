@@ -31,8 +31,16 @@ def train(
 
 def sample(
     model: Path = typer.Argument(..., help="Model directory."),
-    energy: str = typer.Option(..., help="Fixed ('10GeV') or a log-uniform range ('1GeV:64GeV')."),
+    energy: str | None = typer.Option(
+        None, help="Fixed ('10GeV') or a log-uniform range ('1GeV:64GeV')."
+    ),
     n: int = typer.Option(1000, "--n", min=1, help="Number of showers."),
+    conditions_from: Path | None = typer.Option(
+        None,
+        "--conditions-from",
+        help="Sample one shower at each shower's conditions (energy, particle, angles) of this "
+        "shower file, e.g. a Geant4 reference; replaces --energy, --n and the others.",
+    ),
     particle: str = typer.Option("e-", help="e-, e+, gamma or a PDG id."),
     theta: float = typer.Option(0.0, help="Polar angle, rad."),
     phi: float = typer.Option(0.0, help="Azimuth, rad."),
@@ -49,19 +57,28 @@ def sample(
     from twinforge.models import Surrogate
     from twinforge.showers import Conditions, write_showers
 
+    if (energy is None) == (conditions_from is None):
+        raise ConfigError("give the conditions: --energy (with --n) or --conditions-from FILE")
     surrogate = Surrogate.load(model)
     rng = np.random.default_rng(seed)
-    if ":" in energy:
+    if conditions_from is not None:
+        from twinforge.showers import ShowerFile
+
+        with ShowerFile(conditions_from) as f:
+            cond = f.conditions()
+        n = len(cond)
+    elif ":" in (energy := str(energy)):
         low_text, _, high_text = energy.partition(":")
         low, high = parse_energy(low_text), parse_energy(high_text)
         energies = np.exp(rng.uniform(np.log(low), np.log(high), n))
     else:
         energies = np.full(n, parse_energy(energy))
-    try:
-        pdg = particle_pdg(particle)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    cond = Conditions.make(energies, pdg, theta, phi)
+    if conditions_from is None:
+        try:
+            pdg = particle_pdg(particle)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        cond = Conditions.make(energies, pdg, theta, phi)
     showers = surrogate.sample(cond.energy, cond.pdg, cond.theta, cond.phi, seed=seed)
     provenance = {
         "simulator": f"twinforge {surrogate.family} model",
@@ -69,6 +86,8 @@ def sample(
         "seed": seed,
         "model_provenance": surrogate.provenance,
     }
+    if conditions_from is not None:
+        provenance["conditions_from"] = str(conditions_from)
     readout = Readout.from_xml(surrogate.binning_xml)
     write_showers(output, readout, cond, showers, provenance, overwrite=overwrite)
     say(f"wrote {output}: {n} showers from {surrogate.family} model {model}")
