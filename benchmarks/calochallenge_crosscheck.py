@@ -205,23 +205,27 @@ def main() -> None:
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "date": time.strftime("%Y-%m-%d"),
     }
+
+    def save() -> None:
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=2))
+
     report["ours"] = ours(args.reference, args.generated, args.runs, args.modes, dtypes)
+    save()
     if not args.skip_theirs:
         report["theirs"] = theirs(
             args.reference, args.generated, args.challenge_code, args.runs, args.modes
         )
         report["comparison"] = compare(report["ours"], report["theirs"])
+        save()
         for key, row in report["comparison"].items():
             print(
                 f"{key}: ours {row['ours']:.4f}, theirs {row['theirs']:.4f}, difference "
                 f"{row['difference']:+.4f}, tolerance {row['tolerance']:.4f}: "
                 f"{'agree' if row['agree'] else 'DISAGREE'}"
             )
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(text)
-    else:
-        print(text)
+    if not args.out:
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

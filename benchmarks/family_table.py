@@ -6,18 +6,19 @@
 For each model directory: family, parameters, training steps/epochs and wall time (from its
 provenance), and, when ``REPORTS/<model name>/metrics.json`` exists (``twinforge validate
 --model MODEL -o REPORTS/<model name>``), the classifier AUCs, FPD, KPD, separation of
-E_tot/E_inc and the per-energy low-level AUC, each beside its Geant4-vs-Geant4 noise floor.
+E_tot/E_inc and the per-energy low-level AUC, each beside its Geant4-vs-Geant4 noise floor;
+AUCs as the mean (min-max) over the classifier seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 from twinforge.models import Surrogate
+from twinforge.validation.schema import ValidationMetrics, load_metrics
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -41,24 +42,40 @@ def model_row(path: Path) -> dict[str, Any]:
     }
 
 
-def report_cells(metrics: dict[str, Any]) -> dict[str, str]:
-    overall, floor = metrics["overall"], (metrics.get("noise_floor") or {}).get("overall", {})
+def report_cells(metrics: ValidationMetrics) -> dict[str, str]:
+    """Table cells of one metrics.json: AUC mean (min-max over classifier seeds) and the floor
+    in brackets, FPD/KPD with the floor, E_tot/E_inc separation, per-energy low-level AUC."""
+    overall = metrics.overall
+    floor = metrics.noise_floor.overall if metrics.noise_floor is not None else None
 
-    def pair(key: str, field: str = "auc", digits: int = 3) -> str:
-        value = overall.get(key, {}).get(field)
-        base = floor.get(key, {}).get(field)
-        return f"{_fmt(value, digits)} ({_fmt(base, digits)})"
+    def auc(key: str) -> str:
+        block = getattr(overall, key)
+        base = getattr(floor, key) if floor is not None else None
+        if block is None:
+            return "-"
+        text = f"{_fmt(block.auc)} ({_fmt(block.auc_min)}-{_fmt(block.auc_max)})"
+        if not block.comparable:
+            text += " NOT COMPARABLE"
+        return text + (f" [{_fmt(base.auc)}]" if base is not None else "")
+
+    def dist(key: str) -> str:
+        block = getattr(overall, key)
+        base = getattr(floor, key) if floor is not None else None
+        if block is None:
+            return "-"
+        return f"{_fmt(block.value)}" + (f" [{_fmt(base.value)}]" if base is not None else "")
 
     per_energy = ", ".join(
-        f"{b['label'].removeprefix('E ')}: {_fmt(b['metrics'].get('classifier_low', {}).get('auc'))}"  # noqa: E501
-        for b in metrics.get("per_energy", [])
+        f"{b.label.removeprefix('E ')}: "
+        f"{_fmt(b.metrics.classifier_low.auc if b.metrics.classifier_low else None)}"
+        for b in metrics.per_energy
     )
-    sep = overall.get("separation", {}).get("summary", {})
+    sep = overall.separation.summary if overall.separation is not None else {}
     return {
-        "auc_low": pair("classifier_low"),
-        "auc_high": pair("classifier_high"),
-        "fpd": pair("fpd", "value"),
-        "kpd": pair("kpd", "value"),
+        "auc_low": auc("classifier_low"),
+        "auc_high": auc("classifier_high"),
+        "fpd": dist("fpd"),
+        "kpd": dist("kpd"),
         "sep_e_ratio": _fmt(sep.get("e_ratio")),
         "per_energy": per_energy,
     }
@@ -70,15 +87,15 @@ def main() -> None:
     parser.add_argument("--reports", type=Path, default=Path("reports"))
     args = parser.parse_args()
     print(
-        "| model | family | parameters | steps (epochs) | training min | AUC low (floor) "
-        "| AUC high (floor) | FPD (floor) | KPD (floor) | sep. E_tot/E_inc |"
+        "| model | family | parameters | steps (epochs) | training min | AUC low mean (min-max) "
+        "[floor] | AUC high [floor] | FPD [floor] | KPD [floor] | sep. E_tot/E_inc |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     per_energy = []
     for path in args.models:
         row = model_row(path)
         metrics_file = args.reports / path.name / "metrics.json"
-        cells = report_cells(json.loads(metrics_file.read_text())) if metrics_file.exists() else {}
+        cells = report_cells(load_metrics(metrics_file)) if metrics_file.exists() else {}
         print(
             f"| {row['name']} | {row['family']} ({row['transform']}) | "
             f"{row['parameters'] / 1e6:.2f} M | {row['steps']} ({row['epochs']}) | "
