@@ -14,10 +14,11 @@
 #   benchmarks/pack_showers.py pack TEST.h5 .devdata/g4test.npz         (lossless, ~20 MB / 10k)
 #   .devdata/cc = the CaloChallenge code/ folder; .whl = wheels of pydantic (+ core, annotated-types,
 #   typing-inspection) and zuko for the machine's Python
-# Usage: OUT=... bash benchmarks/gpu_study.sh 1|2
+# Usage: OUT=... [DEVDATA=.devdata] bash benchmarks/gpu_study.sh 1|2
 set -uo pipefail
 stage=${1:?stage 1 or 2}
 out=${OUT:-gpu-out}
+dev=${DEVDATA:-.devdata}
 data=/tmp/gpu-study
 mkdir -p "$out" "$data"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -32,7 +33,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 lscpu | grep -E "Model name|^CPU\(s\)"
 step() { echo "=== $(date +%T) $*"; }
-for f in .devdata/*.npz; do
+for f in "$dev"/*.npz; do
     python3 benchmarks/pack_showers.py unpack "$f" "$data/$(basename "$f" .npz).h5" || exit 1
 done
 
@@ -43,7 +44,7 @@ if [ "$stage" = 1 ]; then
         --metrics-out "$out/metrics-flow.json" --out "$out/suite-gpu.json" 2>&1 | grep -v epoch
     step "CaloChallenge cross-check"
     timeout 300 python3 benchmarks/calochallenge_crosscheck.py $data/g4test.h5 $data/flow.h5 \
-        --challenge-code .devdata/cc --runs 3 --float64 --out "$out/crosscheck.json"
+        --challenge-code "$dev/cc" --runs 3 --float64 --out "$out/crosscheck.json"
     step "sample sizes: flow and the floor"
     timeout 240 python3 benchmarks/classifier_sample_size.py $data/g4test.h5 $data/flow.h5 \
         --floor-reference $data/g4floor.h5 --sizes 2000 5000 10000 --seeds 3 \
@@ -51,7 +52,7 @@ if [ "$stage" = 1 ]; then
 else
     for model in vae-par04 gan; do
         step "sampling $model at the test set's conditions"
-        python3 -c "from twinforge.cli import main; main()" sample .devdata/models/$model \
+        python3 -c "from twinforge.cli import main; main()" sample "$dev/models/$model" \
             --conditions-from $data/g4test.h5 -o $data/$model.h5 --overwrite || exit 1
     done
     for name in vae-par04 gan fm; do
