@@ -37,7 +37,7 @@ def demo(
 ) -> None:
     """Run the whole chain on the embedded defaults and say where the results are.
 
-    Geant4 campaigns (siw, e- 1-16 GeV, Dask): 1600 training + 1000 held-out reference showers.
+    Geant4 campaigns (siw, e- 1-16 GeV, Dask): 1600 training + 1500 held-out reference showers.
 
     Catalogue + checksums -> VAE (3 min) -> report.html -> ONNX -> benchmark -> RO-Crates.
 

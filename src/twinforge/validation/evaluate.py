@@ -286,12 +286,15 @@ def with_seed(config: ValidationConfig, seed: int | None) -> ValidationConfig:
 
 # --------------------------------------------------------------------------- inputs
 def _announcer(progress: Progress | None) -> Progress:
-    """Log a stage of the evaluation (the suite logs its own) and pass it to ``progress``."""
+    """Pass a stage of the evaluation to ``progress`` (logged at debug level), or log it at
+    info level when there is no callback (the suite does the same for its own)."""
 
     def say(message: str) -> None:
-        log.info(message)
-        if progress is not None:
+        if progress is not None:  # the caller shows it: once
+            log.debug(message)
             progress(message)
+        else:
+            log.info(message)
 
     return say
 

@@ -324,9 +324,13 @@ class _Run:
         self.timing: dict[str, float] = {}
 
     def say(self, message: str) -> None:
-        log.info(message)
+        """One message once: to the progress callback when there is one (the caller shows
+        it), else to the log at info level."""
         if self.progress is not None:
+            log.debug(message)
             self.progress(message)
+        else:
+            log.info(message)
 
     def skip(self, metric: str, scope: str, reason: str) -> None:
         log.info("skipped %s (%s): %s", metric, scope, reason)
