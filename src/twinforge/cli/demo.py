@@ -127,7 +127,13 @@ def _print_figures(result: DemoResult) -> None:
         f"validation loss {_num(training.get('best_val_loss'))}"
     )
     n_ref, n_gen = f.get("validation_showers", (0, 0))
-    say(f"validation     : {n_gen} generated vs {n_ref} held-out reference showers")
+    budget = f.get("classifier_budget")
+    label = (
+        ""
+        if budget in (None, "challenge", "converged")
+        else (f"; classifiers: {budget} budget, NOT COMPARABLE with published figures")
+    )
+    say(f"validation     : {n_gen} generated vs {n_ref} held-out reference showers{label}")
     for label, value, floor in f.get("validation", []):
         say(f"  {label:<28}: {value}  (Geant4 vs Geant4: {floor})")
     say(_speed_line(f))
