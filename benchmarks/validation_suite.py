@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--no-floor", action="store_true", help="skip the noise floor")
+    parser.add_argument("--metrics", nargs="+", help="only these metrics (default: all)")
     parser.add_argument("--metrics-out", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -70,6 +71,7 @@ def main() -> None:
         classifier_seeds=list(range(args.seeds)),
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
         noise_floor=not args.no_floor,
+        **({"metrics": args.metrics} if args.metrics else {}),
     )
     start = time.perf_counter()
 
