@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from twinforge.validation.classifier import ClassifierConfig, _build_network
+from twinforge.validation.classifier import ClassifierConfig, build_network
 
 
 def time_steps(n_in: int, steps: int, device: str) -> tuple[float, float]:
     """(s per training step, s per selection pass over 0.4 N = 4000 showers)."""
     config = ClassifierConfig()
-    model = _build_network(n_in, config).to(device)
+    model = build_network(n_in, config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     x = torch.rand(config.batch_size, n_in, device=device)

@@ -66,6 +66,7 @@ __all__ = [
     "BudgetPlan",
     "ClassifierConfig",
     "ClassifierResult",
+    "build_network",
     "classifier_scores",
     "low_level_features",
     "min_showers_for_classifier",
@@ -339,7 +340,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _build_network(n_in: int, config: ClassifierConfig) -> torch.nn.Sequential:
+def build_network(n_in: int, config: ClassifierConfig) -> torch.nn.Sequential:
+    """The classifier network for ``n_in`` inputs: ``config.hidden`` linear layers with
+    LeakyReLU and dropout, one logit out."""
     layers: list[torch.nn.Module] = []
     width = n_in
     for h in config.hidden:
@@ -449,7 +452,7 @@ def _fit(
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        model = _build_network(x_train.shape[1], config).to(device=device, dtype=dtype)
+        model = build_network(x_train.shape[1], config).to(device=device, dtype=dtype)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
         loss_fn = torch.nn.BCEWithLogitsLoss()
         shuffle = torch.Generator().manual_seed(config.seed)
