@@ -15,7 +15,8 @@ runs draw fresh random splits and initialisations each time (NumPy/torch global 
 spread over ``--runs`` is their seed spread. They train in float64, on a GPU when torch sees one.
 
 Our side: :func:`twinforge.validation.classifier.train_classifier` with the challenge budget,
-seeds 0 .. runs-1, on the inputs of the suite (threshold applied, low level
+seeds 0 .. runs-1, on the suite's inputs with the challenge's threshold (0.5 keV / 0.033 =
+15.1515 keV; the suite uses a siw file's recorded 15.15 keV, a difference of 1.5 eV), low level
 ``[log10 E_inc, voxels / E_inc]``, the 362 high-level features), float32 and, with
 ``--float64``, float64 too.
 
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from twinforge.showers import ShowerFile
+from twinforge.showers.io import atomic_write_text
 from twinforge.validation.classifier import ClassifierConfig, low_level_features, train_classifier
 from twinforge.validation.observables import compute_observables
 from twinforge.validation.suite import CALOCHALLENGE_THRESHOLDS, apply_threshold
@@ -104,7 +106,12 @@ def ours(
 
 
 def theirs(
-    reference: Path, generated: Path, code: Path, runs: int, modes: list[str]
+    reference: Path,
+    generated: Path,
+    code: Path,
+    runs: int,
+    modes: list[str],
+    log_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The challenge's evaluate.py (proportional split), ``runs`` times per mode."""
     out: dict[str, Any] = {}
@@ -120,6 +127,7 @@ def theirs(
         script.write_text(text.replace(call, call.replace("dataset=args.dataset", "dataset=None")))
         ref_copy = Path(tmp) / "reference.hdf5"
         shutil.copyfile(reference, ref_copy)
+        logs = Path(log_dir) if log_dir is not None else None
         env = {**os.environ, "MPLBACKEND": "Agg"}
         for mode in modes:
             aucs, jsds, seconds = [], [], []
@@ -144,7 +152,9 @@ def theirs(
                 start = time.perf_counter()
                 proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
                 seconds.append(time.perf_counter() - start)
-                (results / "stdout.txt").write_text(proc.stdout + proc.stderr)
+                if logs is not None:  # kept: the temporary folder goes
+                    logs.mkdir(parents=True, exist_ok=True)
+                    (logs / f"evaluate-{mode}-{run}.txt").write_text(proc.stdout + proc.stderr)
                 match = _RESULT.findall(proc.stdout)
                 if proc.returncode != 0 or not match:
                     tail = (proc.stdout + proc.stderr)[-3000:]
@@ -195,6 +205,12 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.challenge_code / "evaluate.py").is_file() and not args.skip_theirs:
         raise SystemExit(f"{args.challenge_code}: no evaluate.py (the CaloChallenge code/ folder)")
+    with ShowerFile(args.reference) as a, ShowerFile(args.generated) as b:
+        if a.n_events != b.n_events:  # evaluate.py's ttv_split asserts equal sizes
+            raise SystemExit(
+                f"{args.reference} has {a.n_events} showers, {args.generated} {b.n_events}: "
+                "the challenge's code needs files of equal size"
+            )
     import torch
 
     dtypes = ["float32", "float64"] if args.float64 else ["float32"]
@@ -208,13 +224,18 @@ def main() -> None:
 
     def save() -> None:
         if args.out:
-            args.out.write_text(json.dumps(report, indent=2))
+            atomic_write_text(args.out, json.dumps(report, indent=2))
 
     report["ours"] = ours(args.reference, args.generated, args.runs, args.modes, dtypes)
     save()
     if not args.skip_theirs:
         report["theirs"] = theirs(
-            args.reference, args.generated, args.challenge_code, args.runs, args.modes
+            args.reference,
+            args.generated,
+            args.challenge_code,
+            args.runs,
+            args.modes,
+            None if args.out is None else args.out.parent / "evaluate-logs",
         )
         report["comparison"] = compare(report["ours"], report["theirs"])
         save()

@@ -23,22 +23,25 @@ from typing import Any
 import numpy as np
 
 from twinforge.showers import ShowerFile
+from twinforge.showers.io import atomic_write_text
 from twinforge.validation.classifier import ClassifierConfig, low_level_features, train_classifier
 from twinforge.validation.observables import compute_observables
 from twinforge.validation.suite import ValidationConfig, apply_threshold, resolve_threshold
 
 
-def load(path: Path, n: int, seed: int) -> dict[str, np.ndarray]:
-    """Low- and high-level inputs of ``n`` random showers of ``path`` (threshold applied)."""
+def load(path: Path, n: int, seed: int, threshold: float | None) -> dict[str, np.ndarray]:
+    """Low- and high-level inputs of ``n`` showers of ``path`` in a random order (the first k
+    rows are a random subset of k), the threshold applied (None: the file's own)."""
     with ShowerFile(path) as f:
         cond, showers = f.read()
         readout, recorded = f.readout, f.threshold
     assert readout is not None, f"{path}: no binning stored"
     if len(showers) < n:
         raise SystemExit(f"{path}: {len(showers)} showers, fewer than the largest size {n}")
-    keep = np.sort(np.random.default_rng([seed, 3]).permutation(len(showers))[:n])
+    keep = np.random.default_rng([seed, 3]).permutation(len(showers))[:n]
     showers, energy = showers[keep], cond.energy[keep]
-    threshold, _ = resolve_threshold(ValidationConfig(), readout, recorded)
+    if threshold is None:
+        threshold, _ = resolve_threshold(ValidationConfig(), readout, recorded)
     showers = apply_threshold(showers, threshold)
     obs = compute_observables(showers, energy, readout)
     return {
@@ -60,10 +63,29 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     n_max = max(args.sizes)
-    ref = load(args.reference, n_max, 0)
-    others = {path.stem: load(path, n_max, 1) for path in args.generated}
+    with ShowerFile(args.reference) as f:  # the reference's threshold applies to every file
+        threshold, _ = resolve_threshold(ValidationConfig(), f.readout, f.threshold)
+    ref = load(args.reference, n_max, 0, threshold)
+    others = {str(path): load(path, n_max, 1, threshold) for path in args.generated}
     if args.floor_reference is not None:
-        others["Geant4 floor"] = load(args.floor_reference, n_max, 2)
+        others["Geant4 floor"] = load(args.floor_reference, n_max, 2, threshold)
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+    def save() -> None:
+        if args.out:
+            text = json.dumps(
+                {
+                    "date": time.strftime("%Y-%m-%d"),
+                    "device": device,
+                    "threshold_mev": threshold,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            atomic_write_text(args.out, text)
+
     rows: list[dict[str, Any]] = []
     for name, sample in others.items():
         for n in sorted(args.sizes):
@@ -91,6 +113,7 @@ def main() -> None:
                         "converged": converged,
                     }
                     rows.append(row)
+                    save()
                     print(
                         f"{name} n={n} {budget} {level}: AUC {row['mean']:.3f} "
                         f"({row['min']:.3f}-{row['max']:.3f}), {steps[0]} steps, "
@@ -112,15 +135,6 @@ def main() -> None:
                     )
                     cells.append(f"{row['mean']:.3f} ({row['min']:.3f}-{row['max']:.3f})")
                 print(f"| {name} | {budget} | {level} | " + " | ".join(cells) + " |")
-    if args.out:
-        import torch
-
-        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-        args.out.write_text(
-            json.dumps(
-                {"date": time.strftime("%Y-%m-%d"), "device": device, "rows": rows}, indent=2
-            )
-        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import lzma
+import os
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,11 @@ def pack(src: Path, dst: Path, first: int | None) -> None:
         "provenance": provenance,
         "source": str(src),
     }
+    if dst.suffix != ".npz":
+        raise SystemExit(f"{dst}: the packed file's name must end in .npz")
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}.npz")
     np.savez(
-        dst,
+        tmp,
         values=np.frombuffer(lzma.compress(planes.tobytes(), preset=6), dtype=np.uint8),
         mask=np.frombuffer(lzma.compress(np.packbits(mask, axis=1).tobytes()), dtype=np.uint8),
         energy=cond.energy,
@@ -55,6 +59,7 @@ def pack(src: Path, dst: Path, first: int | None) -> None:
         phi=cond.phi,
         meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
     )
+    os.replace(tmp, dst)
     print(f"{src} ({len(showers)} showers) -> {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -31,6 +31,7 @@ def calochallenge_dir() -> Path:
 def _isolated_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch a user's catalogue: every test gets its own default location."""
     monkeypatch.setenv("TWINFORGE_CATALOG", str(tmp_path / "catalog.sqlite"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the validation floor cache
 
 
 @pytest.fixture(scope="module")

@@ -131,9 +131,9 @@ def test_budgets() -> None:
     # 2000 steps in 50 epochs already: no more
     large = plan_budget(ClassifierConfig(budget="converged"), n_train=60_000)
     assert large.epochs == 50
-    # never more than 6000 steps: 50 epochs of 200 steps each would be 10000
+    # never fewer than 50 epochs, even where they are more than 6000 steps
     huge = plan_budget(ClassifierConfig(budget="converged"), n_train=200_000)
-    assert huge.epochs == 30
+    assert huge.epochs == 50
     quick = plan_budget(ClassifierConfig(budget="quick"), n_train=12_000)
     assert (quick.epochs, quick.patience, quick.comparable) == (5, 3, False)
     assert "NOT COMPARABLE" in quick.description

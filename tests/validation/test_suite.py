@@ -229,6 +229,12 @@ def test_second_reference_floor_and_cache(samples, tmp_path) -> None:
     # another reference is another key
     run_validation(s2, e2, s1[:1000], e1[:1000], READOUT, config, floor_reference=floor)
     assert len(list(tmp_path.glob("noise-floor-*.json"))) == 2
+    # an entry that is not a floor is ignored, with a warning, and replaced
+    for entry in tmp_path.glob("noise-floor-*.json"):
+        entry.write_text('{"noise_floor": {"method": 3}}')
+    third = run_validation(s1, e1, s2[:1000], e2[:1000], READOUT, config, floor_reference=floor)
+    assert third.metrics["noise_floor"]["cached"] is False
+    assert any("unusable cache entry" in w for w in third.metrics["warnings"])
 
 
 def test_all_zero_showers_are_handled(samples) -> None:

@@ -114,7 +114,8 @@ def validate(
         seeds=seeds,
         device=device,
         noise_floor=not no_noise_floor,
-        cache_dir=None if no_cache else (cache_dir or _default_cache()),
+        cache_dir=cache_dir,
+        no_cache=no_cache,
     )
     given = _readout_from(binning) if binning is not None else None
     with _status() as status:
@@ -160,6 +161,7 @@ def _config(
     device: str | None,
     noise_floor: bool,
     cache_dir: Path | None,
+    no_cache: bool,
 ) -> ValidationConfig:
     """The validation config from YAML (or defaults) with the command-line overrides."""
     from twinforge.config import load_config, validate_config
@@ -183,8 +185,12 @@ def _config(
         cfg.classifier_seeds = list(range(seeds))
     if not noise_floor:
         cfg.noise_floor = False
-    if cache_dir is not None and cfg.cache_dir is None:
+    if no_cache:
+        cfg.cache_dir = None
+    elif cache_dir is not None:
         cfg.cache_dir = str(cache_dir)
+    elif cfg.cache_dir is None:
+        cfg.cache_dir = str(_default_cache())
     return cfg
 
 

@@ -28,6 +28,7 @@ from twinforge.validation.suite import (
     ValidationConfig,
     ValidationResult,
     binning_difference,
+    check_classifiers,
     run_validation,
 )
 
@@ -161,20 +162,20 @@ def evaluate(
     say(f"reading {reference}")
     ref = _read_sample(reference, readout, max_showers, cfg.seed)
     seconds: float | None = None
+    floor = None
+    if floor_path is not None and cfg.noise_floor:  # read before sampling: refuse early
+        _check_pair(reference, ref.readout, floor_path)
+        say(f"reading {floor_path}")
+        f_sample = _read_sample(floor_path, ref.readout, max_showers, cfg.seed + 2)
+        floor = FloorReference(f_sample.showers, f_sample.conditions.energy, f_sample.info())
     if generated is not None:
         _check_pair(reference, ref.readout, generated)
         say(f"reading {generated}")
         gen = _read_sample(generated, ref.readout, max_showers, cfg.seed + 1)
     else:
         assert model is not None
+        check_classifiers(cfg, len(ref.showers))  # a model gives one shower per reference one
         gen, seconds = _sample_model(model, ref, output, cfg.seed, say)
-
-    floor = None
-    if floor_path is not None and cfg.noise_floor:
-        _check_pair(reference, ref.readout, floor_path)
-        say(f"reading {floor_path}")
-        f_sample = _read_sample(floor_path, ref.readout, max_showers, cfg.seed + 2)
-        floor = FloorReference(f_sample.showers, f_sample.conditions.energy, f_sample.info())
 
     result = run_validation(
         ref.showers,

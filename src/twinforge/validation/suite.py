@@ -60,7 +60,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -77,6 +76,7 @@ from twinforge._json import json_default
 from twinforge.config import StrictModel
 from twinforge.detector.readout import Readout
 from twinforge.errors import TwinforgeError
+from twinforge.showers.io import atomic_write_text
 from twinforge.validation import metrics as M
 from twinforge.validation.classifier import (
     MIN_PER_CLASS_IN_BIN,
@@ -86,6 +86,7 @@ from twinforge.validation.classifier import (
     low_level_features,
     min_showers_for_classifier,
     plan_budget,
+    resolve_device,
     train_classifier,
 )
 from twinforge.validation.observables import (
@@ -96,7 +97,7 @@ from twinforge.validation.observables import (
     energy_label,
     voxel_spectrum,
 )
-from twinforge.validation.schema import FORMAT_NAME, FORMAT_VERSION, ValidationMetrics
+from twinforge.validation.schema import FORMAT_NAME, FORMAT_VERSION, NoiseFloor, ValidationMetrics
 
 __all__ = [
     "ALL_METRICS",
@@ -111,6 +112,7 @@ __all__ = [
     "binning_difference",
     "calochallenge_dataset",
     "check_binnings",
+    "check_classifiers",
     "energy_bin_edges",
     "resolve_threshold",
     "run_validation",
@@ -825,7 +827,7 @@ def _run_validation(
             floor_reference.showers, floor_reference.energy, readout, "floor reference"
         )
         _check_energy_ranges(e_ref, e_floor, config.energy_range_tolerance, "floor reference")
-    _check_classifier_sizes(config, min(len(e_ref), len(e_gen)))
+    check_classifiers(config, min(len(e_ref), len(e_gen)))
 
     threshold, threshold_source = resolve_threshold(config, readout, recorded_threshold)
     run.say(f"zeroing voxels below {threshold:g} MeV ({threshold_source})")
@@ -912,13 +914,25 @@ def _run_validation(
         "timing_s": run.timing,
     }
     run.say(f"validation done in {run.timing['total']:.1f} s")
+    ran = [
+        block.get("comparable", True)
+        for scope in (overall, (noise or {}).get("overall") or {})
+        for block in (scope.get("classifier_low"), scope.get("classifier_high"))
+        if isinstance(block, dict)
+    ]
+    metrics["protocol"]["comparable"] = metrics["protocol"]["comparable"] and all(ran)
     checked = ValidationMetrics.model_validate(_clean(metrics))
     metrics = checked.model_dump(mode="json", exclude_unset=True)  # skipped metrics stay absent
     return ValidationResult(metrics, obs_ref, obs_gen, classifiers)
 
 
-def _check_classifier_sizes(config: ValidationConfig, n: int) -> None:
-    """Fail before any work when a requested classifier cannot be trained on ``n`` showers."""
+def check_classifiers(config: ValidationConfig, n: int) -> None:
+    """Fail before any work when a requested classifier cannot be trained on ``n`` showers of
+    each sample, or on the requested device.
+
+    Raises:
+        ValidationInputError: says how many showers it needs, or that there is no GPU.
+    """
     for which, cfg in (
         ("classifier_low", config.classifier),
         ("classifier_high", config.high_classifier),
@@ -930,6 +944,11 @@ def _check_classifier_sizes(config: ValidationConfig, n: int) -> None:
                 f"least {need} of each sample (50 per class in each of the 60/20/20 splits), "
                 f"the smaller sample has {n}; the CaloChallenge protocol is meant for >= 10k"
             )
+        if which in config.metrics:
+            try:
+                resolve_device(cfg.device)
+            except ValueError as exc:
+                raise ValidationInputError(f"{which}: {exc}") from None
 
 
 def _sample_features(
@@ -997,8 +1016,12 @@ def _cache_key(
         digest.update(f"{arr.dtype}{arr.shape}".encode())
         for lo in range(0, arr.shape[0], 4096):
             digest.update(memoryview(arr[lo : lo + 4096]).cast("B"))
-    settings = config.model_dump(mode="json", exclude={"cache_dir", "blas_threads"})
-    settings.pop("kind", None)
+    settings = config.model_dump(
+        mode="json", exclude={"cache_dir", "blas_threads", "kind", "energy_range_tolerance"}
+    )
+    for key in ("classifier", "high_classifier"):  # where it ran does not change the figure
+        for where in ("device", "threads"):
+            settings[key].pop(where, None)
     text = json.dumps(
         {"config": settings, **extra, "version": __version__, "format_version": FORMAT_VERSION},
         sort_keys=True,
@@ -1027,25 +1050,55 @@ def _cached_noise_floor(
         if floor_side is not None:
             arrays += [floor_side[0], floor_side[1]]
         key = _cache_key(
-            arrays, config, {"n": n_compared, "threshold": threshold, "edges": edges.tolist()}
+            arrays,
+            config,
+            {
+                "n": n_compared,
+                "threshold": threshold,
+                "edges": edges.tolist(),
+                "readout": readout.to_xml(),
+                "code": _code_digest(),
+            },
         )
         path = Path(config.cache_dir) / f"noise-floor-{key[:32]}.json"
         if path.is_file():
             try:
-                cached = json.loads(path.read_text())
+                entry = json.loads(path.read_text())
+                noise = NoiseFloor.model_validate(entry["noise_floor"]).model_dump(
+                    mode="json", exclude_unset=True
+                )
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                run.warn(f"{path}: unusable cache entry ({exc}); computing the floor again")
+            else:
                 run.say(f"noise floor from the cache ({path})")
-                return cached | {"cached": True}
-            except (OSError, ValueError) as exc:
-                run.warn(f"{path}: unreadable cache entry ({exc}); computing the floor again")
+                run.skipped += entry.get("skipped", [])
+                run.warnings += entry.get("warnings", [])
+                return noise | {"cached": True}
+    n_skipped, n_warnings = len(run.skipped), len(run.warnings)
     noise = _noise_floor(
         ref, floor_side, n_compared, edges, config, run, ref_features, classifiers, readout
     )
     if noise is not None and path is not None:
+        entry = {
+            "noise_floor": noise,
+            "skipped": run.skipped[n_skipped:],
+            "warnings": run.warnings[n_warnings:],
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(_clean(noise), allow_nan=False, default=json_default))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(_clean(entry), allow_nan=False, default=json_default))
     return noise
+
+
+def _code_digest() -> str:
+    """SHA-256 of the validation code, so that a development install never reuses a floor that
+    older code computed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in ("classifier.py", "metrics.py", "observables.py", "suite.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _noise_floor(
