@@ -66,7 +66,7 @@ def main() -> None:
     with ShowerFile(args.reference) as f:  # the reference's threshold applies to every file
         threshold, _ = resolve_threshold(ValidationConfig(), f.readout, f.threshold)
     ref = load(args.reference, n_max, 0, threshold)
-    others = {str(path): load(path, n_max, 1, threshold) for path in args.generated}
+    others = {path.name: load(path, n_max, 1, threshold) for path in args.generated}
     if args.floor_reference is not None:
         others["Geant4 floor"] = load(args.floor_reference, n_max, 2, threshold)
     import torch
