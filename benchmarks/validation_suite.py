@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--no-floor", action="store_true", help="skip the noise floor")
     parser.add_argument("--metrics", nargs="+", help="only these metrics (default: all)")
+    parser.add_argument("--blas-threads", type=int, default=1, help="NumPy BLAS threads")
     parser.add_argument("--metrics-out", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -71,6 +72,7 @@ def main() -> None:
         classifier_seeds=list(range(args.seeds)),
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
         noise_floor=not args.no_floor,
+        blas_threads=args.blas_threads,
         **({"metrics": args.metrics} if args.metrics else {}),
     )
     start = time.perf_counter()
