@@ -9,14 +9,14 @@
 #            then in parallel the CaloChallenge cross-check and the sample-size study
 #   stage 2: $DEVDATA/g4test.npz and packed samples (fm.npz), $DEVDATA/models/<name>/ (small
 #            models, sampled there at the test set's conditions); the suite of every sample in
-#            parallel (no floor: stage 1's has the same reference, size and budget), and the
-#            sample-size study of the weak model (models/vae-par04)
+#            parallel (no floor: stage 1's has the same reference, size and budget), and, with
+#            WEAK=<name>, the sample-size study of that (weak) model
 #
 # Prepared beforehand (docs/validation.md has the whole recipe):
 #   benchmarks/pack_showers.py pack TEST.h5 $DEVDATA/g4test.npz     (lossless, ~20 MB per 10k)
 #   $DEVDATA/cc: the CaloChallenge code/ folder; .whl: wheels of pydantic, pydantic-core,
 #   annotated-types, typing-inspection and zuko for the machine's Python
-# Usage: OUT=... DEVDATA=... bash benchmarks/gpu_study.sh 1|2
+# Usage: OUT=... DEVDATA=... [WEAK=name] bash benchmarks/gpu_study.sh 1|2
 set -uo pipefail
 stage=${1:?stage 1 or 2}
 dev=${DEVDATA:-.devdata}
@@ -74,17 +74,18 @@ if [ "$stage" = 1 ]; then
     save
 else
     for dir in "$dev"/models/*/; do
+        [ -d "$dir" ] || continue
         model=$(basename "$dir")
         step "sampling $model at the test set's conditions"
         python3 -c "from twinforge.cli import main; main()" sample "$dir" \
             --conditions-from $data/g4test.h5 -o $data/$model.h5 --overwrite || exit 1
     done
-    step "suites of every sample (no floor) and the sample sizes of vae-par04, in parallel"
+    step "suites of every sample (no floor) and the sample sizes of \$WEAK (${WEAK:-none}), in parallel"
     for f in $data/*.h5; do
         name=$(basename "$f" .h5)
         case $name in g4test|g4floor) ;; *) suite "$name" --no-floor & ;; esac
     done
-    sizes weak $data/vae-par04.h5 &
+    [ -n "${WEAK:-}" ] && sizes weak "$data/$WEAK.h5" &
     wait
     save
 fi
