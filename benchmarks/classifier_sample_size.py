@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument(
         "--budgets", nargs="+", default=["challenge"], choices=["challenge", "converged"]
     )
+    parser.add_argument("--levels", nargs="+", default=["low", "high"], choices=["low", "high"])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     n_max = max(args.sizes)
@@ -90,7 +91,7 @@ def main() -> None:
     for name, sample in others.items():
         for n in sorted(args.sizes):
             for budget in args.budgets:
-                for level in ("low", "high"):
+                for level in args.levels:
                     aucs, steps, seconds, converged = [], [], [], []
                     for seed in range(args.seeds):
                         config = ClassifierConfig(budget=budget, seed=seed)
@@ -124,7 +125,7 @@ def main() -> None:
     print("|---|---|---|" + "---:|" * len(args.sizes))
     for name in others:
         for budget in args.budgets:
-            for level in ("low", "high"):
+            for level in args.levels:
                 cells = []
                 for n in args.sizes:
                     row = next(
