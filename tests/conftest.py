@@ -31,7 +31,8 @@ def calochallenge_dir() -> Path:
 def _isolated_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch a user's catalogue: every test gets its own default location."""
     monkeypatch.setenv("TWINFORGE_CATALOG", str(tmp_path / "catalog.sqlite"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the validation floor cache
+    # the validation floor cache (and matplotlib's): beside the test's folder, not in it
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.parent / f"{tmp_path.name}-xdg-cache"))
 
 
 @pytest.fixture(scope="module")

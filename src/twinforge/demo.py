@@ -449,10 +449,22 @@ def _validation_config(profile: DemoProfile) -> Any:
         classifier["hidden"] = list(profile.classifier_hidden)
     if profile.classifier_epochs is not None:
         classifier["epochs"] = profile.classifier_epochs
+    from twinforge.validation.classifier import min_showers_for_classifier
+    from twinforge.validation.suite import ALL_METRICS
+
+    cls = ClassifierConfig(**classifier)
+    metrics = list(ALL_METRICS)
+    if profile.reference_events < min_showers_for_classifier(cls):  # tiny test profiles
+        metrics = [m for m in metrics if not m.startswith("classifier")]
+        log.info(
+            "validation without classifiers: they need %d reference showers, the profile has %d",
+            min_showers_for_classifier(cls), profile.reference_events,
+        )  # fmt: skip
     return ValidationConfig(
-        classifier=ClassifierConfig(**classifier),
-        high_classifier=ClassifierConfig(**classifier),
+        classifier=cls,
+        high_classifier=cls,
         energy_bins=profile.energy_bins,
+        metrics=metrics,
     )
 
 
