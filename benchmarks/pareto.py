@@ -5,7 +5,8 @@
         --geant4 "reports/flow/metrics.json@260" --out docs/figures/pareto.png
 
 ``--ours NAME=METRICS@MS``: a model's metrics.json (low-level AUC, mean and min-max over the
-classifier seeds) and its time per shower in ms (CPU, 2 cores, batch 1000, from
+classifier seeds), or ``NAME=AUC[:MIN:MAX]@MS`` with the AUC as numbers, and its time per shower
+in ms (CPU, 2 cores, batch 1000, from
 ``twinforge bench``). ``--geant4 METRICS@MS``: the Geant4 point, at its noise floor's AUC, with
 our Geant4 time per shower (one core). Published CaloChallenge dataset-2 points
 (``../shared/calochallenge/results/CaloChallenge_results_ds2.csv`` or ``--published``) are drawn
@@ -60,6 +61,11 @@ def main() -> None:
     ours = []
     for text in args.ours:
         name, path, ms = _point(text)
+        if path.suffix != ".json":  # AUC[:MIN:MAX] given as numbers
+            values = [float(v) for v in str(path).split(":")]
+            auc, lo, hi = (values * 3)[:3] if len(values) == 1 else values
+            ours.append((name, auc, lo, hi, ms))
+            continue
         low = load_metrics(path).overall.classifier_low
         if low is None or not low.comparable:
             raise SystemExit(f"{path}: no comparable low-level AUC")

@@ -879,18 +879,10 @@ def _run_validation(
                     e_floor,
                     floor_reference.info,
                 )
-            noise = _cached_noise_floor(
-                ref,
-                floor_side,
-                min(ref.n, gen.n),
-                edges,
-                config,
-                run,
-                ref_features,
-                classifiers,
-                threshold,
-                readout,
+            floor_inputs = _FloorInputs(
+                ref, floor_side, min(ref.n, gen.n), edges, ref_features, readout, threshold
             )
+            noise = _cached_noise_floor(floor_inputs, config, run, classifiers)
 
     run.timing["total"] = time.perf_counter() - start
     metrics = {
@@ -1030,33 +1022,42 @@ def _cache_key(
     return digest.hexdigest()
 
 
+@dataclass
+class _FloorInputs:
+    """What the noise floor is computed from: the reference side, the second reference
+    (showers, energies, info) or None for halves, the main comparison's size, the energy bin
+    edges, the reference's classifier inputs, the readout and the threshold applied (MeV)."""
+
+    ref: _Side
+    floor_side: tuple[NDArray[np.floating], NDArray[np.float64], dict[str, Any]] | None
+    n_compared: int
+    edges: NDArray[np.float64]
+    ref_features: dict[str, NDArray[np.floating]]
+    readout: Readout
+    threshold: float
+
+
 def _cached_noise_floor(
-    ref: _Side,
-    floor_side: tuple[NDArray[np.floating], NDArray[np.float64], dict[str, Any]] | None,
-    n_compared: int,
-    edges: NDArray[np.float64],
+    inputs: _FloorInputs,
     config: ValidationConfig,
     run: _Run,
-    ref_features: dict[str, NDArray[np.floating]],
     classifiers: dict[str, ClassifierResult],
-    threshold: float,
-    readout: Readout,
 ) -> dict[str, Any] | None:
     """The noise floor, from ``config.cache_dir`` when the same reference, floor reference,
     size and settings were seen before; computed (and stored) otherwise."""
     path = None
     if config.cache_dir is not None:
-        arrays = [ref.showers, ref_features["energy"]]
-        if floor_side is not None:
-            arrays += [floor_side[0], floor_side[1]]
+        arrays = [inputs.ref.showers, inputs.ref_features["energy"]]
+        if inputs.floor_side is not None:
+            arrays += [inputs.floor_side[0], inputs.floor_side[1]]
         key = _cache_key(
             arrays,
             config,
             {
-                "n": n_compared,
-                "threshold": threshold,
-                "edges": edges.tolist(),
-                "readout": readout.to_xml(),
+                "n": inputs.n_compared,
+                "threshold": inputs.threshold,
+                "edges": inputs.edges.tolist(),
+                "readout": inputs.readout.to_xml(),
                 "code": _code_digest(),
             },
         )
@@ -1075,9 +1076,7 @@ def _cached_noise_floor(
                 run.warnings += entry.get("warnings", [])
                 return noise | {"cached": True}
     n_skipped, n_warnings = len(run.skipped), len(run.warnings)
-    noise = _noise_floor(
-        ref, floor_side, n_compared, edges, config, run, ref_features, classifiers, readout
-    )
+    noise = _noise_floor(inputs, config, run, classifiers)
     if noise is not None and path is not None:
         entry = {
             "noise_floor": noise,
@@ -1102,19 +1101,21 @@ def _code_digest() -> str:
 
 
 def _noise_floor(
-    ref: _Side,
-    floor_side: tuple[NDArray[np.floating], NDArray[np.float64], dict[str, Any]] | None,
-    n_compared: int,
-    edges: NDArray[np.float64],
+    inputs: _FloorInputs,
     config: ValidationConfig,
     run: _Run,
-    ref_features: dict[str, NDArray[np.floating]],
     classifiers: dict[str, ClassifierResult],
-    readout: Readout,
 ) -> dict[str, Any] | None:
     """Geant4 vs Geant4 with the same metrics: the reference against ``floor_side`` (a second
     reference; both subsampled to ``n_compared`` showers), or two random halves of the
     reference (``n_compared`` each at most)."""
+    ref, floor_side, n_compared, readout = (
+        inputs.ref,
+        inputs.floor_side,
+        inputs.n_compared,
+        inputs.readout,
+    )
+    edges, ref_features = inputs.edges, inputs.ref_features
     rng = np.random.default_rng([config.seed, 7])
     source: dict[str, Any] | None = None
     if floor_side is None:
