@@ -513,7 +513,7 @@ def _classifier(
         result.test_index_ref = ref.index[result.test_index_ref]
         result.test_index_gen = gen.index[result.test_index_gen]
         results.append(result)
-        if not result.converged:
+        if not result.converged and result.comparable:  # quick/custom runs say so anyway
             run.warn(
                 f"{name}: not converged (best epoch {result.best_epoch} of {result.epochs_run}, "
                 "in the last 10 % of the run): the AUC is likely an underestimate"
