@@ -99,7 +99,6 @@ BUDGETS: dict[str, str] = {
 
 _CHALLENGE_EPOCHS = 50
 _CONVERGED_MIN_STEPS = 2000
-_CONVERGED_MAX_STEPS = 6000
 _QUICK_EPOCHS, _QUICK_PATIENCE = 5, 3
 _LATE_FRACTION = 0.1  # best epoch in the last 10 % of the run: "not converged"
 
@@ -185,10 +184,10 @@ def plan_budget(config: ClassifierConfig, n_train: int) -> BudgetPlan:
     if config.budget == "challenge":
         epochs, patience = _CHALLENGE_EPOCHS, 0
     elif config.budget == "converged":
+        # 2000 steps (never more than 2000 + one epoch, far below the cap of 6000),
+        # and never fewer than the challenge's 50 epochs
         by_steps = math.ceil(_CONVERGED_MIN_STEPS / steps_per_epoch)
         epochs, patience = max(_CHALLENGE_EPOCHS, by_steps), 0
-        if epochs * steps_per_epoch > _CONVERGED_MAX_STEPS:
-            epochs = max(_CHALLENGE_EPOCHS, _CONVERGED_MAX_STEPS // steps_per_epoch)
     else:
         epochs, patience = _QUICK_EPOCHS, _QUICK_PATIENCE
     changed = [
