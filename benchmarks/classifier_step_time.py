@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from twinforge.showers.io import atomic_write_text
 from twinforge.validation.classifier import ClassifierConfig, build_network
 
 
@@ -94,7 +95,7 @@ def main() -> None:
     result["classifiers_in_suite_s"] = total
     print(f"classifiers of a full suite: {total / 60:.0f} min")
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+        atomic_write_text(args.out, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import numpy as np
 
 from twinforge.detector import load_detector
 from twinforge.showers import ShowerFile
+from twinforge.showers.io import atomic_write_text
 from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers
 from twinforge.validation import (
     ClassifierConfig,
@@ -111,10 +112,10 @@ def main() -> None:
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:
-        args.out.write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
     if args.metrics_out:
         args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics_out.write_text(result.to_json() + "\n")
+        atomic_write_text(args.metrics_out, result.to_json() + "\n")
 
 
 if __name__ == "__main__":
