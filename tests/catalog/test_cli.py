@@ -19,7 +19,7 @@ cli = pytest.importorskip(
 )
 from typer.testing import CliRunner  # noqa: E402
 
-COMMANDS = ["list", "show", "verify", "export", "info"]
+COMMANDS = ["list", "show", "verify", "export", "info", "upgrade"]
 
 
 @pytest.fixture
@@ -117,6 +117,14 @@ def test_info_and_env_var(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.output
     assert str(db) in result.output
     assert "datasets: 1" in result.output
+
+
+def test_upgrade(db: Path) -> None:
+    """A current catalogue is left as it is (the upgrade itself: test_migrations.py)."""
+    result = invoke("upgrade", "--catalog", str(db))
+    assert result.exit_code == 0, result.output
+    assert "already at revision" in result.output
+    assert "revision" in invoke("info", "--catalog", str(db)).output
 
 
 def test_missing_catalog_is_not_created(tmp_path: Path) -> None:

@@ -135,14 +135,16 @@ def test_not_a_database(tmp_path: Path) -> None:
     assert junk.read_bytes() == b"this is not sqlite" * 100
 
 
-def test_foreign_database_is_refused(tmp_path: Path) -> None:
+def test_foreign_database_is_not_a_catalogue(tmp_path: Path) -> None:
+    """Read-only commands refuse it; creating one beside other tools' tables is allowed
+    (test_migrations.py)."""
     other = tmp_path / "other.sqlite"
     con = sqlite3.connect(other)
     con.execute("CREATE TABLE stuff (x INTEGER)")
     con.commit()
     con.close()
-    with pytest.raises(CatalogError, match=r"not a twinforge catalogue.*stuff"):
-        Catalog.open(other)
+    with pytest.raises(CatalogError, match=r"not a twinforge catalogue \(no twinforge tables"):
+        Catalog.open(other, create=False)
 
 
 def test_newer_schema_version_is_refused(cat: Catalog, db_path: Path) -> None:
@@ -151,7 +153,7 @@ def test_newer_schema_version_is_refused(cat: Catalog, db_path: Path) -> None:
     con.execute("UPDATE twinforge_meta SET value = '999' WHERE key = 'schema_version'")
     con.commit()
     con.close()
-    with pytest.raises(CatalogError, match=r"schema version 999, newer than .*upgrade twinforge"):
+    with pytest.raises(CatalogError, match=r"schema version 999 .*newer than .*upgrade twinforge"):
         Catalog.open(db_path)
 
 

@@ -129,6 +129,8 @@ class JobRecord(Record):
     attempts: int = 0
     worker: str | None = None
     error: str | None = None
+    exit_code: int | None = None
+    stderr_tail: str | None = None
     output_path: str | None = None
     output_sha256: str | None = None
     started_at: datetime | None = None

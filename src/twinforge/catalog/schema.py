@@ -5,8 +5,10 @@ Every table has an integer primary key ``id`` (never reused on SQLite: AUTOINCRE
 :mod:`twinforge.catalog`: callers get frozen records (:mod:`twinforge.catalog.records`), never
 live ORM objects.
 
-Bump :data:`SCHEMA_VERSION` whenever a table changes; :class:`~twinforge.catalog.Catalog`
-refuses to open a catalogue written with a newer version than it knows.
+A change here comes with an Alembic migration (``catalog/migrations/versions``, see
+:mod:`twinforge.catalog.migrate`) that upgrades existing catalogues, and bumps
+:data:`SCHEMA_VERSION`, the number of the head revision, which the migration also writes into
+``twinforge_meta``: a twinforge older than the catalogue refuses to open it.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ __all__ = [
     "utcnow",
 ]
 
-SCHEMA_VERSION: Final = 1
-"""Version of the table layout written into the ``twinforge_meta`` table."""
+SCHEMA_VERSION: Final = 2
+"""Version of the table layout (the head migration's number), kept in ``twinforge_meta``."""
 
 JOB_STATES: Final = ("pending", "running", "done", "failed")
 """The states of a campaign job."""
@@ -142,6 +144,8 @@ class Job(_Row, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None]
+    exit_code: Mapped[int | None]  # of a failed program (command-line simulators)
+    stderr_tail: Mapped[str | None]  # the last lines it wrote to stderr
     output_path: Mapped[str | None]
     output_sha256: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None]

@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Engine, Select, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, Select, func, insert, inspect, select, text, update
 from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from twinforge import __version__
 from twinforge._json import json_default
+from twinforge.catalog import migrate
 from twinforge.catalog.engine import (
     WRITE_OPTION,
     Location,
@@ -178,6 +179,42 @@ class Catalog:
             raise CatalogError(_db_error_message(location, exc)) from None
         log.debug("opened catalogue %s", location.display)
         return cls(engine, location)
+
+    @staticmethod
+    def upgrade(url_or_path: str | os.PathLike[str] | None = None) -> tuple[str, str]:
+        """Upgrade an existing catalogue's schema to this twinforge's; return the revisions
+        (before, after). Every migration runs in one transaction: on failure nothing changed.
+
+        Processes running an older twinforge cannot use the catalogue afterwards; back the
+        database up first.
+
+        Raises:
+            CatalogError: no catalogue there, or one newer than this twinforge knows.
+        """
+        location = resolve_location(url_or_path)
+        if location.path is not None and not location.path.is_file():
+            raise CatalogError(f"no catalogue at {location.display}")
+        engine = create_catalog_engine(location)
+        try:
+
+            def run() -> tuple[str, str]:
+                with _write_locked(engine) as conn:
+                    before = _schema_revision(conn, location)
+                    if before is None:
+                        raise CatalogError(f"{location.display} is not a twinforge catalogue")
+                    if migrate.VERSION_TABLE not in inspect(conn).get_table_names():
+                        migrate.stamp(conn, migrate.BASELINE)  # from before migrations
+                    migrate.upgrade(conn)
+                    return before, migrate.head_revision()
+
+            before, after = retry(run)
+        except DatabaseError as exc:
+            raise CatalogError(_db_error_message(location, exc)) from None
+        finally:
+            engine.dispose()
+        if before != after:
+            log.info("upgraded catalogue %s: revision %s -> %s", location.display, before, after)
+        return before, after
 
     @property
     def location(self) -> Location:
@@ -427,6 +464,8 @@ class Catalog:
         expected: JobState | None = None,
         worker: str | None = None,
         provenance: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        stderr_tail: str | None = None,
     ) -> JobRecord:
         """Move a job to ``state`` atomically (compare-and-set on its current state).
 
@@ -443,6 +482,8 @@ class Catalog:
             expected: require the job to be in this state now (else CatalogError).
             worker: who runs the job (``running``; default ``host:pid``).
             provenance: merged into the job's provenance.
+            exit_code: the exit status of the program that failed (``failed``).
+            stderr_tail: the last lines it wrote to stderr (``failed``).
 
         Raises:
             CatalogError: unknown job, a change not allowed from the job's current state, a
@@ -466,7 +507,7 @@ class Catalog:
                 "worker": worker or _default_worker(),
             }
         elif state == "done":
-            values |= {"finished_at": now, "error": None}
+            values |= {"finished_at": now, "error": None, "exit_code": None, "stderr_tail": None}
             if worker is not None:  # where it really ran (a worker process), if known
                 values["worker"] = worker
             if output_path is not None:
@@ -476,7 +517,12 @@ class Catalog:
             elif output_sha256 is not None:
                 raise CatalogError("output_sha256 given without output_path")
         elif state == "failed":
-            values |= {"finished_at": now, "error": error or "failed (no message)"}
+            values |= {
+                "finished_at": now,
+                "error": error or "failed (no message)",
+                "exit_code": exit_code,
+                "stderr_tail": stderr_tail,
+            }
         else:  # back to pending
             values |= {"worker": None, "started_at": None, "finished_at": None}
         if error is not None and state != "failed":
@@ -931,59 +977,82 @@ def _prepare_file(path: Path, *, create: bool) -> Callable[[], None]:
 
 
 def _initialise(engine: Engine, location: Location, *, create: bool) -> None:
-    """Check the schema version; create the tables on first use (one process wins)."""
+    """Create the tables on first use (one process wins); refuse a catalogue whose schema is
+    not this twinforge's (older: it must be upgraded first; newer: twinforge must be)."""
     with engine.connect() as conn:
-        tables = set(inspect(conn).get_table_names())
-        if Meta.__tablename__ in tables:
-            _check_version(conn.scalar(_version_query()), location)
+        if _schema_revision(conn, location) == migrate.head_revision():
             return
-    if not create:
-        raise CatalogError(f"{location.display} is not a twinforge catalogue (no tables)")
+    with _write_locked(engine) as conn:
+        revision = _schema_revision(conn, location)
+        if revision is None:
+            if not create:
+                raise CatalogError(
+                    f"{location.display} is not a twinforge catalogue (no twinforge tables)"
+                )
+            others = sorted(inspect(conn).get_table_names())
+            if others:
+                log.info("creating the catalogue beside other tables: %s", ", ".join(others[:5]))
+            migrate.upgrade(conn)
+            conn.execute(
+                insert(Meta),
+                [
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                    {"key": "created_by", "value": f"twinforge {__version__}"},
+                    {"key": "created_at", "value": utcnow().isoformat()},
+                ],
+            )
+            log.info("created catalogue %s (schema version %d)", location.display, SCHEMA_VERSION)
+        elif revision != migrate.head_revision():
+            raise CatalogError(
+                f"{location.display} has catalogue schema revision {revision}, older than this "
+                f"twinforge's ({migrate.head_revision()}); back it up and run "
+                "'twinforge catalog upgrade'"
+            )
+
+
+@contextmanager
+def _write_locked(engine: Engine) -> Iterator[Connection]:
+    """A write transaction holding the lock that serialises schema changes."""
     with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        tables = set(inspect(conn).get_table_names())
-        if Meta.__tablename__ in tables:  # another process created it meanwhile
-            _check_version(conn.scalar(_version_query()), location)
-            return
-        if tables:
+        yield conn  # SQLite: BEGIN IMMEDIATE already holds the write lock
+
+
+def _schema_revision(conn: Connection, location: Location) -> str | None:
+    """The catalogue's migration revision: None for an empty database, the baseline for a
+    catalogue from before migrations (``twinforge_meta`` but no version table).
+
+    Raises:
+        CatalogError: not a twinforge catalogue, an unreadable version, or a revision (or
+            schema version) newer than this twinforge knows.
+    """
+    tables = set(inspect(conn).get_table_names())
+    if Meta.__tablename__ not in tables:
+        # other tools' tables (Optuna's, MLflow's) may share the database; ours may not exist
+        clash = sorted(tables & ({*Base.metadata.tables, migrate.VERSION_TABLE}))
+        if clash:
             raise CatalogError(
-                f"{location.display} is not a twinforge catalogue: it holds other tables "
-                f"({', '.join(sorted(tables)[:5])}) and no {Meta.__tablename__} table"
+                f"{location.display} is not a twinforge catalogue: it holds tables named like "
+                f"ours ({', '.join(clash[:5])}) and no {Meta.__tablename__} table"
             )
-        Base.metadata.create_all(conn)
-        conn.execute(
-            insert(Meta),
-            [
-                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                {"key": "created_by", "value": f"twinforge {__version__}"},
-                {"key": "created_at", "value": utcnow().isoformat()},
-            ],
-        )
-        log.info("created catalogue %s (schema version %d)", location.display, SCHEMA_VERSION)
-
-
-def _version_query() -> Select[tuple[str]]:
-    return select(Meta.value).where(Meta.key == "schema_version")
-
-
-def _check_version(value: str | None, location: Location) -> None:
+        return None
+    value = conn.scalar(select(Meta.value).where(Meta.key == "schema_version"))
     try:
         version = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise CatalogError(
             f"{location.display}: unreadable schema version {value!r} in {Meta.__tablename__}"
         ) from None
-    if version > SCHEMA_VERSION:
+    revision = (
+        migrate.current_revision(conn) if migrate.VERSION_TABLE in tables else migrate.BASELINE
+    )
+    if version > SCHEMA_VERSION or revision not in migrate.known_revisions():
         raise CatalogError(
-            f"{location.display} has catalogue schema version {version}, newer than this "
-            f"twinforge {__version__} knows ({SCHEMA_VERSION}); upgrade twinforge"
+            f"{location.display} has catalogue schema version {version} (revision {revision}), "
+            f"newer than this twinforge {__version__} knows ({SCHEMA_VERSION}); upgrade twinforge"
         )
-    if version < SCHEMA_VERSION:
-        raise CatalogError(
-            f"{location.display} has catalogue schema version {version}, older than this "
-            f"twinforge's ({SCHEMA_VERSION}), and no migration is available"
-        )
+    return revision
 
 
 def _db_error_message(location: Location, exc: DBAPIError) -> str:

@@ -185,12 +185,26 @@ def export(
 def info(catalog: str | None = catalog_option()) -> None:
     """Where the catalogue is and how many records of each kind it holds."""
     from twinforge.catalog import KINDS, SCHEMA_VERSION
+    from twinforge.catalog.migrate import head_revision
 
     with _open(catalog) as cat:
         console.print(f"catalogue: {escape(cat.location.display)}", highlight=False)
-        console.print(f"schema version: {SCHEMA_VERSION}")
+        console.print(f"schema version: {SCHEMA_VERSION} (revision {head_revision()})")
         for kind in KINDS:
             console.print(f"{kind}: {cat.count(kind)}")
+
+
+@app.command("upgrade")
+def upgrade(catalog: str | None = catalog_option()) -> None:
+    """Upgrade the catalogue's schema to this twinforge's (back the database up first: an
+    older twinforge cannot open it afterwards)."""
+    from twinforge.catalog import Catalog
+
+    before, after = Catalog.upgrade(catalog)
+    if before == after:
+        say(f"catalogue schema already at revision {after}")
+    else:
+        say(f"upgraded the catalogue schema from revision {before} to {after}")
 
 
 # ---------------------------------------------------------------------- presentation
