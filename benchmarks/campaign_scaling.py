@@ -44,11 +44,11 @@ def geant4_scaling(work: Path, events: int, per_job: int, energy: str) -> dict[s
             report = run_campaign(cfg, cat)
         assert report.complete, report.failed
         key = f"showers_per_s_{workers}w"
-        rates[key] = report.showers / report.seconds
-        rates[f"{key}_after_startup"] = report.showers / (report.seconds - report.startup_seconds)
+        rates[key] = report.points / report.seconds
+        rates[f"{key}_after_startup"] = report.points / (report.seconds - report.startup_seconds)
         rates[f"startup_s_{workers}w"] = report.startup_seconds
         print(
-            f"geant4 {energy} e-, {workers} worker(s): {report.showers} showers in "
+            f"geant4 {energy} e-, {workers} worker(s): {report.points} showers in "
             f"{report.seconds:.1f} s ({report.startup_seconds:.1f} s cluster start-up) -> "
             f"{rates[key]:.2f} showers/s, {rates[f'{key}_after_startup']:.2f} after start-up"
         )

@@ -27,7 +27,7 @@ import numpy as np
 from twinforge.detector import load_detector
 from twinforge.showers import ShowerFile
 from twinforge.showers.io import atomic_write_text
-from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers
+from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers
 from twinforge.validation import (
     ClassifierConfig,
     ValidationConfig,

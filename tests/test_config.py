@@ -6,7 +6,7 @@ import pytest
 
 from twinforge.config import config_kinds, load_config, parse_energy
 from twinforge.errors import ConfigError
-from twinforge.showers.synthetic import SyntheticConfig
+from twinforge.simulation.synthetic import SyntheticConfig
 
 
 @pytest.mark.parametrize(

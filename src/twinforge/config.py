@@ -160,7 +160,8 @@ def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
 
 
-_UNION_TAGS = {"sampling", "homogeneous", "function-after", "function-before"}
+_UNION_TAGS = {"sampling", "homogeneous", "function-after", "function-before", "variables"}
+# ("variables": a parameter space's variables are written directly under ``space:``)
 
 _ENERGY_RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)\s*$")
 _ENERGY_UNITS = {"": 1.0, "ev": 1e-6, "kev": 1e-3, "mev": 1.0, "gev": 1e3, "tev": 1e6}
@@ -201,7 +202,7 @@ def _register_builtin_kinds() -> None:
         return DetectorConfig
 
     def synthetic() -> type[BaseModel]:
-        from twinforge.showers.synthetic import SyntheticConfig
+        from twinforge.simulation.synthetic import SyntheticConfig
 
         return SyntheticConfig
 

@@ -273,7 +273,7 @@ def run_demo(
     with Catalog.open(result.catalog) as catalog:
         with step(f"{simulator} training campaign: {train_cfg.total_events} showers ({where})"):
             report = _campaign(catalog, train_cfg, progress)
-            result.figures["showers_per_second"] = report.showers / report.seconds
+            result.figures["showers_per_second"] = report.points / report.seconds
             result.figures["executor"] = report.executor
         with step(f"{simulator} reference campaign: {ref_cfg.total_events} showers (held out)"):
             _campaign(catalog, ref_cfg, progress)

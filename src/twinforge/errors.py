@@ -29,3 +29,33 @@ class CatalogError(TwinforgeError):
 
 class SimulationError(TwinforgeError):
     """A simulation cannot run as asked (unsupported particle, missing physics data)."""
+
+
+class JobFailure(SimulationError):
+    """A simulation program ran and failed: its exit code, the tail of its stderr, and whether
+    running it again can help (a timeout may pass; a template error will always repeat)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        stderr_tail: str | None = None,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        self.retryable = retryable
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep the fields across processes (Dask)
+        return (
+            _rebuild_job_failure,
+            (str(self), self.exit_code, self.stderr_tail, self.retryable),
+        )
+
+
+def _rebuild_job_failure(
+    message: str, exit_code: int | None, stderr_tail: str | None, retryable: bool
+) -> JobFailure:
+    return JobFailure(message, exit_code=exit_code, stderr_tail=stderr_tail, retryable=retryable)

@@ -138,7 +138,7 @@ def test_machine_info() -> None:
 
 
 def test_resolve_detector(model_dir: Path, tmp_path: Path) -> None:
-    from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+    from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 
     xml = Generator(model_dir).binning_xml
     assert resolve_detector(xml).name == "tiny"  # the preset with that binning
@@ -289,7 +289,7 @@ def test_benchmark_reference_without_a_suite(
     onnx_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--reference runs the validation suite per variant; here with a stand-in suite."""
-    from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+    from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
     from twinforge.validation import suite
 
     reference = write_synthetic_file(

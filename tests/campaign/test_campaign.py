@@ -12,19 +12,18 @@ import pytest
 import yaml
 
 from twinforge.campaign import CampaignConfig, campaign_status, merge_campaign, run_campaign
-from twinforge.campaign import jobs as jobs_module
 from twinforge.catalog import Catalog, export_rocrate
 from twinforge.errors import CatalogError, TwinforgeError
 from twinforge.showers import ShowerFile
+from twinforge.simulation.synthetic import SyntheticBackend
 
 
 def config(tmp_path: Path, **kw) -> CampaignConfig:
     data = {
         "name": "t",
-        "detector": "tiny",
-        "simulator": "synthetic-test",
-        "total_events": 95,
-        "events_per_job": 10,
+        "simulator": {"name": "synthetic-test", "detector": "tiny"},
+        "total_points": 95,
+        "points_per_job": 10,
         "executor": {"kind": "local"},
         "output_dir": str(tmp_path / "campaigns" / "{name}"),
         "space": {"energy": {"min": "1GeV", "max": "64GeV"}},
@@ -40,19 +39,19 @@ def catalog(tmp_path: Path):
 
 
 def merged_conditions_match(cfg: CampaignConfig, path: Path) -> None:
-    expected = cfg.conditions()
+    expected = cfg.points()
     with ShowerFile(path) as f:
         cond, showers = f.read()
-    assert len(cond) == cfg.total_events
-    np.testing.assert_array_equal(cond.energy, expected.energy)  # every event once, in order
-    assert showers.shape == (cfg.total_events, 96)
+    assert len(cond) == cfg.total_points
+    np.testing.assert_array_equal(cond.energy, expected["energy"])  # every point once, in order
+    assert showers.shape == (cfg.total_points, 96)
 
 
 def test_run_resume_merge_export(tmp_path: Path, catalog: Catalog) -> None:
     cfg = config(tmp_path)
     report = run_campaign(cfg, catalog)
     assert report.complete
-    assert (report.done, report.ran, report.showers) == (10, 10, 95)
+    assert (report.done, report.ran, report.points) == (10, 10, 95)
     again = run_campaign(cfg, catalog)
     assert (again.ran, again.skipped) == (0, 10)  # finished jobs never run twice
     record, jobs = campaign_status(catalog, "t")
@@ -104,31 +103,61 @@ def test_changed_config_is_refused(tmp_path: Path, catalog: Catalog) -> None:
     # executor and retries may change on resume ...
     run_campaign(config(tmp_path, max_retries=5), catalog)
     # ... what the showers are may not
-    with pytest.raises(CatalogError, match="total_events changed"):
-        run_campaign(config(tmp_path, total_events=96), catalog)
+    with pytest.raises(CatalogError, match="total_points changed"):
+        run_campaign(config(tmp_path, total_points=96), catalog)
+
+
+def test_campaign_of_twinforge_0_1_is_resumed(tmp_path: Path, catalog: Catalog) -> None:
+    """A journal written by twinforge 0.1 (detector at the top level, total_events, particles,
+    the detector's content stored as detector_config) resumes: its jobs are not run again."""
+    cfg = config(tmp_path)
+    run_campaign(cfg, catalog)
+    record = catalog.find("t", "campaigns")
+    old = {
+        **{k: v for k, v in record.config.items() if k not in ("simulator", "simulator_setup")},
+        "simulator": "synthetic-test",
+        "detector": "tiny",
+        "physics": "auto",
+        "total_events": 95,
+        "events_per_job": 10,
+        "space": {"particles": ["e-"], "energy": {"min": 1000.0, "max": 64000.0,
+                  "distribution": "log-uniform"}, "theta": {"values": [0.0]},
+                  "phi": {"values": [0.0], "min": None, "max": None}},
+        "detector_config": record.config["simulator_setup"]["detector"],
+    }  # fmt: skip
+    del old["total_points"], old["points_per_job"]
+    from sqlalchemy import update
+
+    from twinforge.catalog.schema import Campaign
+
+    with catalog._writer() as session, session.begin():
+        session.execute(update(Campaign).where(Campaign.id == record.id).values(config=old))
+    yaml_config = {k: v for k, v in old.items() if k != "detector_config"}
+    again = run_campaign(CampaignConfig.model_validate(yaml_config), catalog)
+    assert (again.ran, again.skipped) == (0, 10)
 
 
 def test_failing_job_retried_then_reported(
     tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: dict[int, int] = {}
-    real = jobs_module.simulate
+    real = SyntheticBackend.run
 
-    def flaky(simulator, detector, physics, conditions, seed):
+    def flaky(self, points, seed, *, first_index=0):
         index = next(
             i
             for i, s in enumerate(cfg.job_slices())
-            if cfg.conditions().energy[s.start] == conditions.energy[0]
+            if cfg.points()["energy"][s.start] == points["energy"][0]
         )
         calls[index] = calls.get(index, 0) + 1
         if index == 3 and calls[index] == 1:
             raise RuntimeError("transient worker failure")
         if index == 5:
             raise RuntimeError("bad conditions")
-        return real(simulator, detector, physics, conditions, seed)
+        return real(self, points, seed, first_index=first_index)
 
     cfg = config(tmp_path, max_retries=2)
-    monkeypatch.setattr(jobs_module, "simulate", flaky)
+    monkeypatch.setattr(SyntheticBackend, "run", flaky)
     report = run_campaign(cfg, catalog)
     assert report.done == 9
     assert list(report.failed) == ["job-000005"]
@@ -143,7 +172,7 @@ def test_failing_job_retried_then_reported(
     partial = merge_campaign(catalog, cfg, allow_partial=True)
     assert partial.n_events == 85
     # the cause is fixed: a new run with --retry-failed finishes the campaign
-    monkeypatch.setattr(jobs_module, "simulate", real)
+    monkeypatch.setattr(SyntheticBackend, "run", real)
     assert run_campaign(cfg, catalog).ran == 0  # retries used up: not re-run by default
     report = run_campaign(cfg, catalog, retry_failed=True)
     assert report.complete
@@ -152,7 +181,7 @@ def test_failing_job_retried_then_reported(
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     cfg_path = tmp_path / "c.yaml"
-    data = config(tmp_path, total_events=400, events_per_job=2, name="kill").model_dump(mode="json")
+    data = config(tmp_path, total_points=400, points_per_job=2, name="kill").model_dump(mode="json")
     cfg_path.write_text(yaml.safe_dump(data))
     db = tmp_path / "catalog.sqlite"
     cmd = [sys.executable, "-c", "from twinforge.cli import main; main()",
@@ -188,7 +217,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
 
 
 def test_dask_local_cluster(tmp_path: Path, catalog: Catalog) -> None:
-    cfg = config(tmp_path, executor={"kind": "dask", "workers": 2}, total_events=40)
+    cfg = config(tmp_path, executor={"kind": "dask", "workers": 2}, total_points=40)
     report = run_campaign(cfg, catalog)
     assert report.complete
     assert "LocalCluster, 2 worker" in report.executor

@@ -43,7 +43,7 @@ distances: {fpd_min_samples: 100, fpd_max_samples: 150, fpd_batches: 2, fpd_poin
 
 
 def synthetic(path: Path, detector: str, n: int, seed: int) -> Path:
-    from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+    from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 
     cfg = SyntheticConfig(detector=detector, n_events=n, seed=seed, energy_max="8GeV")
     return write_synthetic_file(cfg, path)
@@ -164,7 +164,7 @@ def test_protocol_refusals_leave_no_report(
     assert not (tmp_path / "few").exists()
     # different incident-energy ranges
     detector = str(tmp_path / "two-layer.yaml")
-    from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+    from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 
     cfg = SyntheticConfig(detector=detector, n_events=300, seed=4, energy_min="20GeV",
                           energy_max="60GeV")  # fmt: skip

@@ -24,7 +24,7 @@ from twinforge.inference import INPUTS, export_onnx, onnx_session, run_onnx
 from twinforge.models import ShowerTransform, Surrogate, model_class
 from twinforge.models.base import _BUILTIN
 from twinforge.showers import Conditions
-from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers, write_synthetic_file
+from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers, write_synthetic_file
 
 RTOL = 1e-4
 ATOL = 1e-5  # MeV

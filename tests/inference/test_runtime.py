@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def make_surrogate(pdgs: tuple[int, ...] = (11, 22)) -> Surrogate:
     """A small VAE on the tiny detector (96 voxels) with non-trivial weights, untrained."""
     from twinforge.detector import load_detector
-    from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers
+    from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers
 
     cond = SyntheticConfig(detector="tiny", n_events=200, seed=6).conditions()
     showers = synthetic_showers("tiny", cond, 1)

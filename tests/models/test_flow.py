@@ -12,7 +12,7 @@ from twinforge.errors import ConfigError
 from twinforge.models import Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers import Conditions, ShowerFile
-from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 from twinforge.training.train import TrainConfig, _model_config, run_training
 
 THRESHOLD = 0.01515  # tiny detector readout threshold, MeV

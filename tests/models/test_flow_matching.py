@@ -11,7 +11,7 @@ import torch
 from twinforge.models import ShowerTransform, Surrogate, model_class
 from twinforge.models.flow_matching import FlowMatching
 from twinforge.showers import Conditions
-from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers, write_synthetic_file
+from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers, write_synthetic_file
 
 SMALL = {"hidden": 32, "blocks": 2, "time_dim": 8, "embed_dim": 16, "steps": 4}
 THRESHOLD = 0.01515  # MeV, the tiny detector's readout threshold

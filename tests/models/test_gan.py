@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from twinforge.catalog import Catalog
 from twinforge.models import Surrogate, model_class
 from twinforge.models.gan import CircularAlphaConv3d, ConditionalGAN, grid_schedule
-from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 from twinforge.training.train import TrainConfig, run_training
 
 SMALL = {

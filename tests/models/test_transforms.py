@@ -14,7 +14,7 @@ from twinforge.detector.config import load_detector
 from twinforge.detector.readout import Readout
 from twinforge.errors import TwinforgeError
 from twinforge.models import ShowerTransform
-from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers
+from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers
 
 THRESHOLD = 0.01515
 

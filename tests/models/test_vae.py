@@ -9,7 +9,7 @@ import torch
 
 from twinforge.errors import TwinforgeError
 from twinforge.models import ShowerTransform, Surrogate, model_class
-from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers
+from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from twinforge.showers import (
     read_showers,
     write_showers,
 )
-from twinforge.showers.synthetic import synthetic_showers
+from twinforge.simulation.synthetic import synthetic_showers
 
 TINY = load_detector("tiny")
 READOUT = TINY.binning()

@@ -6,7 +6,7 @@ import numpy as np
 
 from twinforge.detector import load_detector
 from twinforge.showers import ShowerFile
-from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers, write_synthetic_file
+from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers, write_synthetic_file
 
 
 def test_deterministic_and_physical() -> None:

@@ -23,7 +23,7 @@ import pytest
 from twinforge.detector import DetectorConfig, ReadoutSpec, SamplingStack, load_detector
 from twinforge.errors import SimulationError
 from twinforge.showers.conditions import Conditions
-from twinforge.simulation import Simulator
+from twinforge.simulation.calorimeter import ShowerSimulator as Simulator
 from twinforge.simulation.geant4 import (
     DATA_FREE_EM,
     Geant4Options,

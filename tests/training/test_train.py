@@ -16,7 +16,7 @@ from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.models import Surrogate
 from twinforge.showers import ShowerFile
 from twinforge.showers.file import ShowerWriter
-from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 from twinforge.training.data import ShowerStream, fit_transform, is_validation
 from twinforge.training.train import TrainConfig, run_training
 

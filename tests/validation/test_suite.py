@@ -12,7 +12,7 @@ from twinforge.config import validate_config
 from twinforge.detector import Readout, load_detector
 from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.showers import Conditions, write_showers
-from twinforge.showers.synthetic import SyntheticConfig, synthetic_showers
+from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers
 from twinforge.validation import (
     ClassifierConfig,
     ValidationConfig,

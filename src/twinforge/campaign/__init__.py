@@ -1,6 +1,7 @@
-"""Simulation campaigns: parameter spaces, samplers, executors (local, Dask), resumable journal."""
+"""Simulation campaigns of any installed simulator: spaces, samplers, executors (local, Dask),
+resumable journal."""
 
-from twinforge.campaign.config import CampaignConfig, job_seed
+from twinforge.campaign.config import CampaignConfig, SimulateConfig, SimulatorChoice, job_seed
 from twinforge.campaign.executors import ExecutorConfig, JobqueueConfig, make_executor
 from twinforge.campaign.runner import (
     CampaignProgress,
@@ -10,7 +11,7 @@ from twinforge.campaign.runner import (
     open_campaign,
     run_campaign,
 )
-from twinforge.campaign.space import ParameterSpace, SamplerConfig, sample_conditions
+from twinforge.space import ParameterSpace, SamplerConfig, sample_points
 
 __all__ = [
     "CampaignConfig",
@@ -20,11 +21,13 @@ __all__ = [
     "JobqueueConfig",
     "ParameterSpace",
     "SamplerConfig",
+    "SimulateConfig",
+    "SimulatorChoice",
     "campaign_status",
     "job_seed",
     "make_executor",
     "merge_campaign",
     "open_campaign",
     "run_campaign",
-    "sample_conditions",
+    "sample_points",
 ]

@@ -1,43 +1,159 @@
-"""The campaign config (``kind: campaign``): what to simulate, how much, where, with what."""
+"""The campaign config (``kind: campaign``): what to simulate, how much, where, with what.
+
+The simulator is chosen by name among the installed ones (``twinforge simulators``), with its
+own options beside the name::
+
+    simulator: {name: geant4, detector: siw, physics: auto}
+    space: {energy: {min: 1 GeV, max: 64 GeV}}
+    total_points: 20000
+    points_per_job: 100
+
+twinforge 0.1's spellings still load: ``detector``/``physics`` at the top level (moved into the
+simulator's options), ``total_events``/``events_per_job``, ``particles: [...]``.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    model_serializer,
+    model_validator,
+)
 
 from twinforge.campaign.executors import ExecutorConfig
-from twinforge.campaign.space import ParameterSpace, SamplerConfig, sample_conditions
 from twinforge.config import StrictModel
-from twinforge.detector.config import DetectorConfig, load_detector
-from twinforge.showers.conditions import Conditions
+from twinforge.simulation.base import Simulator
+from twinforge.space import ParameterSpace, Points, ResolvedSpace, SamplerConfig, sample_points
 
-__all__ = ["CampaignConfig", "SimulateConfig", "job_seed"]
+__all__ = ["CampaignConfig", "SimulateConfig", "SimulatorChoice", "job_seed"]
 
 
-class CampaignConfig(StrictModel):
-    """A simulation campaign: parameter space + sampler + simulator + executor + journal.
+class SimulatorChoice(StrictModel):
+    """A simulator by name with its options: ``geant4`` or ``{name: geant4, physics: auto}``.
 
-    Jobs are consecutive blocks of ``events_per_job`` events of the sampled conditions. Each job
-    writes its own shard under ``output_dir/shards``; ``twinforge campaign merge`` joins them.
+    The options are validated by the simulator's own model (unknown keys rejected by name) and
+    kept in their normalised form, defaults filled in.
+    """
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    _simulator: Simulator | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and set(data) - {"name", "options"}:
+            data = dict(data)
+            if "name" not in data:
+                raise ValueError("give the simulator's 'name' (twinforge simulators lists them)")
+            return {"name": data.pop("name"), "options": data}
+        return data
+
+    @model_validator(mode="after")
+    def _create(self) -> SimulatorChoice:
+        from twinforge.simulation import registry
+
+        simulator = registry.create(self.name, self.options)
+        normalised = simulator.options.model_dump(mode="json")
+        if normalised != self.options:
+            object.__setattr__(self, "options", normalised)  # no re-validation loop
+        self._simulator = simulator
+        return self
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+    @property
+    def simulator(self) -> Simulator:
+        """The simulator instance (created once)."""
+        assert self._simulator is not None
+        return self._simulator
+
+
+def _move_legacy_options(data: Any) -> Any:
+    """twinforge 0.1 had ``detector`` and ``physics`` at the top level."""
+    if not isinstance(data, dict) or not ({"detector", "physics"} & set(data)):
+        return data
+    data = dict(data)
+    choice = data.get("simulator", "geant4")
+    choice = {"name": choice} if isinstance(choice, str) else dict(choice)
+    if "options" in choice:
+        choice = {"name": choice.get("name"), **choice["options"]}
+    for key in ("detector", "physics"):
+        if key not in data:
+            continue
+        value = data.pop(key)
+        if key == "physics" and value == "auto":  # the default everywhere; not every
+            continue  # simulator has physics
+        if key in choice and choice[key] != value:
+            raise ValueError(f"'{key}' is given twice, at the top level and under simulator")
+        choice[key] = value
+    data["simulator"] = choice
+    return data
+
+
+class _Simulates(StrictModel):
+    """What a campaign and a one-off simulation share: the simulator and the space."""
+
+    simulator: SimulatorChoice = Field(
+        default_factory=lambda: SimulatorChoice(name="geant4"),
+        description="an installed simulator's name, or {name: ..., <its options>}",
+    )
+    space: ParameterSpace = Field(default_factory=ParameterSpace)
+    _space: ResolvedSpace | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return _move_legacy_options(data)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> _Simulates:
+        simulator = self.simulator.simulator
+        self._space = self.space.resolve(simulator.parameters())
+        simulator.check_space(self._space)
+        return self
+
+    def make_simulator(self) -> Simulator:
+        """The configured simulator."""
+        return self.simulator.simulator
+
+    @property
+    def resolved_space(self) -> ResolvedSpace:
+        """The space checked against the simulator's parameters, defaults filled in."""
+        assert self._space is not None
+        return self._space
+
+
+class CampaignConfig(_Simulates):
+    """A simulation campaign: simulator + parameter space + sampler + executor + journal.
+
+    Jobs are consecutive blocks of ``points_per_job`` points of the sampled space. Each job
+    writes its own file under ``output_dir/shards``; ``twinforge campaign merge`` joins them.
     """
 
     kind: Literal["campaign"] = "campaign"
     name: str = Field(description="campaign name; its journal in the catalogue is keyed by it")
-    detector: str = Field("siw", description="preset name or detector YAML")
-    simulator: Literal["geant4", "synthetic-test"] = "geant4"
-    physics: str = Field(
-        "auto",
-        description="Geant4 physics list name, or 'auto' (standard list when data sets are "
-        "installed, the data-free EM list otherwise)",
-    )
-    space: ParameterSpace = Field(default_factory=ParameterSpace)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
-    total_events: PositiveInt = 1000
-    events_per_job: PositiveInt = 100
+    total_points: PositiveInt = Field(
+        1000,
+        validation_alias=AliasChoices("total_points", "total_events"),
+        description="points (showers, for a calorimeter) in the campaign",
+    )
+    points_per_job: PositiveInt = Field(
+        100, validation_alias=AliasChoices("points_per_job", "events_per_job")
+    )
     seed: int = Field(
         0, ge=0, description="master seed; job seeds derive from it and the job index"
     )
@@ -54,23 +170,20 @@ class CampaignConfig(StrictModel):
 
     @property
     def n_jobs(self) -> int:
-        return math.ceil(self.total_events / self.events_per_job)
+        return math.ceil(self.total_points / self.points_per_job)
 
     def output_path(self, base: Path | None = None) -> Path:
         """The campaign directory (``{name}`` expanded; relative to ``base`` or the cwd)."""
         path = Path(self.output_dir.format(name=self.name))
         return path if path.is_absolute() or base is None else base / path
 
-    def load_detector(self) -> DetectorConfig:
-        return load_detector(self.detector)
-
-    def conditions(self) -> Conditions:
-        """Conditions of all ``total_events`` events (deterministic in the sampler seed)."""
-        return sample_conditions(self.space, self.sampler, self.total_events)
+    def points(self) -> Points:
+        """All ``total_points`` points (deterministic in the sampler seed)."""
+        return sample_points(self.resolved_space, self.sampler, self.total_points)
 
     def job_slices(self) -> list[slice]:
-        """Event range of each job."""
-        n, k = self.total_events, self.events_per_job
+        """Point range of each job."""
+        n, k = self.total_points, self.points_per_job
         return [slice(i, min(i + k, n)) for i in range(0, n, k)]
 
 
@@ -80,24 +193,33 @@ def job_seed(master: int, index: int) -> int:
     return int(state) & 0x7FFFFFFF or 1
 
 
-class SimulateConfig(StrictModel):
-    """A one-off simulation into one shower file (``twinforge simulate --config``).
+class SimulateConfig(_Simulates):
+    """A one-off simulation into one file (``twinforge simulate --config``).
 
-    For more than a few thousand showers, or anything that must survive a crash, use a campaign.
+    For more than a few thousand points, or anything that must survive a crash, use a campaign.
     """
 
     kind: Literal["simulate"] = "simulate"
-    detector: str = Field("siw", description="preset name or detector YAML")
-    simulator: Literal["geant4", "synthetic-test"] = "geant4"
-    physics: str = "auto"
-    space: ParameterSpace = Field(default_factory=ParameterSpace)
-    n_events: PositiveInt = 100
+    n_points: PositiveInt = Field(100, validation_alias=AliasChoices("n_points", "n_events"))
     seed: int = Field(0, ge=0)
-    output: str = Field(description="shower file (HDF5) to write")
-    root_output: str | None = Field(None, description="also write Geant4's ROOT ntuple here")
+    output: str = Field(description="file (HDF5) to write")
     overwrite: bool = False
 
-    def conditions(self) -> Conditions:
-        """The events' conditions: independent draws from ``space`` (seeded by ``seed``)."""
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_root(cls, data: Any) -> Any:
+        """twinforge 0.1's top-level ``root_output`` is a Geant4 option now."""
+        if isinstance(data, dict) and "root_output" in data:
+            data = _move_legacy_options(data)
+            data = dict(data)
+            root = data.pop("root_output")
+            if root is not None:
+                choice = data.get("simulator", "geant4")
+                choice = {"name": choice} if isinstance(choice, str) else dict(choice)
+                data["simulator"] = {**choice, "root_output": root}
+        return data
+
+    def points(self) -> Points:
+        """The points: independent draws from ``space`` (seeded by ``seed``)."""
         sampler = SamplerConfig(kind="random", seed=self.seed)
-        return sample_conditions(self.space, sampler, self.n_events)
+        return sample_points(self.resolved_space, sampler, self.n_points)

@@ -1,12 +1,14 @@
-"""One campaign job: simulate a block of events and write them as a shard, on a worker.
+"""One campaign job: run the simulator on a block of points and write its file, on a worker.
 
 :func:`run_job` is what executors ship to workers. It is a plain function of a plain payload
-(numbers, strings, NumPy arrays), so Dask can send it to any worker process. Geant4 keeps one
-run manager per process: a worker reuses its session for every job of the same detector.
+(numbers, strings, NumPy arrays, the simulator's self-contained options), so Dask can send it
+to any worker process. A worker keeps one simulator per set-up and reuses it for every job
+(Geant4 keeps one run manager per process; Xsuite compiles its kernels once).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -18,12 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from twinforge.catalog.hashing import sha256_file
-from twinforge.detector.config import DetectorConfig
-from twinforge.errors import ShowerFileError, SimulationError
-from twinforge.showers.conditions import Conditions
-from twinforge.showers.file import ShowerFile, ShowerWriter
+from twinforge.errors import ShowerFileError, TwinforgeError
+from twinforge.simulation.base import Simulator
+from twinforge.space import Points
 
-__all__ = ["JobOutcome", "JobPayload", "run_job", "shard_matches", "simulate"]
+__all__ = ["JobOutcome", "JobPayload", "run_job", "shard_matches", "worker_simulator"]
 
 
 @dataclass(frozen=True)
@@ -34,19 +35,15 @@ class JobPayload:
     key: str
     index: int
     seed: int
-    detector: dict[str, Any]  # DetectorConfig.model_dump(mode="json")
-    simulator: str  # "geant4" | "synthetic-test"
-    physics: str
-    energy: NDArray[np.float64]
-    pdg: NDArray[np.int32]
-    theta: NDArray[np.float64]
-    phi: NDArray[np.float64]
+    simulator: str  # registry name
+    options: dict[str, Any]  # Simulator.worker_options(): self-contained
+    points: Points
     output: str
     compression: str = "gzip"
 
     @property
-    def conditions(self) -> Conditions:
-        return Conditions(self.energy, self.pdg, self.theta, self.phi)
+    def n_points(self) -> int:
+        return len(next(iter(self.points.values())))
 
 
 @dataclass(frozen=True)
@@ -56,91 +53,75 @@ class JobOutcome:
     key: str
     output: str
     sha256: str
-    n_events: int
+    n_points: int
     seconds: float
     worker: str
+    body_seconds: float = 0.0  # the simulator's run() alone
 
 
-def simulate(
-    simulator: str,
-    detector: DetectorConfig,
-    physics: str,
-    conditions: Conditions,
-    seed: int,
-    *,
-    first_index: int = 0,
-    root_path: str | None = None,
-) -> tuple[NDArray[np.float32], dict[str, Any]]:
-    """Showers ``(N, V)`` (MeV) and provenance from the named simulator, in this process.
+_SIMULATORS: dict[tuple[str, str], Simulator] = {}
 
-    ``first_index`` is the index of the first shower in the whole run (Geant4 seeds shower
-    ``i`` from ``(seed, first_index + i)``); ``root_path`` also writes Geant4's ROOT ntuple.
-    """
-    if simulator == "synthetic-test":
-        from twinforge.showers.synthetic import synthetic_provenance, synthetic_showers
 
-        if root_path is not None:
-            raise SimulationError("ROOT output needs the geant4 simulator")
-        batch_seed = int(np.random.SeedSequence([seed, first_index]).generate_state(1)[0])
-        return synthetic_showers(detector, conditions, batch_seed), synthetic_provenance()
-    from twinforge.simulation.geant4 import Geant4Options, get_session
+def worker_simulator(name: str, options: dict[str, Any]) -> Simulator:
+    """This process's simulator for ``name`` and ``options``, created on first use."""
+    key = (name, json.dumps(options, sort_keys=True))
+    if key not in _SIMULATORS:
+        from twinforge.simulation import registry
 
-    session = get_session(detector, Geant4Options(physics=physics))
-    showers = session.simulate(conditions, seed, first_index=first_index, root_path=root_path)
-    return showers, session.provenance()
+        _SIMULATORS[key] = registry.create(name, options)
+    return _SIMULATORS[key]
 
 
 def run_job(payload: JobPayload) -> JobOutcome:
-    """Simulate the job's events and write its shard atomically; return checksum and timing."""
+    """Run the job's points and write its file atomically; return checksum and timing."""
     t0 = time.perf_counter()
-    detector = DetectorConfig.model_validate(payload.detector)
-    conditions = payload.conditions
-    showers, provenance = simulate(
-        payload.simulator, detector, payload.physics, conditions, payload.seed
-    )
+    simulator = worker_simulator(payload.simulator, payload.options)
+    t1 = time.perf_counter()
+    result = simulator.run(payload.points, payload.seed)
+    body = time.perf_counter() - t1
     provenance = {
-        **provenance,
-        "detector": detector.name,
+        **simulator.provenance(),
         "campaign": payload.campaign,
         "job": payload.key,
         "job_index": payload.index,
         "seed": payload.seed,
     }
     out = Path(payload.output)
-    with ShowerWriter(
-        out,
-        detector.binning(),
-        provenance,
-        overwrite=True,
-        compression=payload.compression,  # type: ignore[arg-type]
-    ) as writer:
-        writer.append(conditions, showers)
+    n = simulator.format.write(
+        out, simulator, payload.points, result, provenance, compression=payload.compression
+    )
     return JobOutcome(
         key=payload.key,
         output=str(out),
         sha256=sha256_file(out),
-        n_events=len(conditions),
+        n_points=n,
         seconds=time.perf_counter() - t0,
         worker=f"{socket.gethostname()}:{os.getpid()}",
+        body_seconds=body,
     )
 
 
-def shard_matches(path: Path, payload: JobPayload) -> bool:
-    """True when ``path`` is a complete shard written by this very job (key, seed, events).
+def shard_matches(path: Path, payload: JobPayload, simulator: Simulator) -> bool:
+    """True when ``path`` is a complete file written by this very job (key, seed, points).
 
-    Shards appear under their final name only once complete (atomic rename), so a shard left by
-    a campaign killed before its journal was updated can be adopted instead of re-simulated.
+    Files appear under their final name only once complete (atomic rename), so one left by a
+    campaign killed before its journal was updated can be adopted instead of re-simulated.
     """
+    if not path.is_file():
+        return False
     try:
-        with ShowerFile(path) as f:
-            prov = f.provenance
-            if (
-                prov.get("job") != payload.key
-                or prov.get("seed") != payload.seed
-                or prov.get("campaign") != payload.campaign
-                or f.n_events != len(payload.energy)
-            ):
+        n, prov = simulator.format.describe(path)
+        if (
+            prov.get("job") != payload.key
+            or prov.get("seed") != payload.seed
+            or prov.get("campaign") != payload.campaign
+            or n != payload.n_points
+        ):
+            return False
+        for name, column in payload.points.items():
+            stored: NDArray[Any] = simulator.format.input_column(path, name)
+            if not np.array_equal(stored, column):
                 return False
-            return bool(np.array_equal(f.conditions().energy, payload.energy))
-    except (ShowerFileError, OSError):
+        return True
+    except (ShowerFileError, TwinforgeError, OSError, KeyError):
         return False

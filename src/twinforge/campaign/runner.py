@@ -25,10 +25,9 @@ from twinforge.campaign.config import CampaignConfig, job_seed
 from twinforge.campaign.executors import make_executor
 from twinforge.campaign.jobs import JobOutcome, JobPayload, run_job, shard_matches
 from twinforge.catalog import CampaignRecord, Catalog, DatasetRecord, JobRecord, JobSpec
-from twinforge.detector.config import DetectorConfig
-from twinforge.errors import CatalogError, TwinforgeError
-from twinforge.showers.file import ShowerFile, merge_shower_files
+from twinforge.errors import CatalogError, ConfigError, TwinforgeError
 from twinforge.showers.io import host_tag, temporary_owner
+from twinforge.space import ResolvedSpace
 
 __all__ = [
     "CampaignProgress",
@@ -54,12 +53,12 @@ class CampaignProgress:
     total_jobs: int
     done: int
     failed: int
-    showers: int
+    points: int  # simulated in this run (showers, for a calorimeter)
     elapsed: float
 
     @property
-    def showers_per_second(self) -> float:
-        return self.showers / self.elapsed if self.elapsed > 0 else 0.0
+    def points_per_second(self) -> float:
+        return self.points / self.elapsed if self.elapsed > 0 else 0.0
 
 
 @dataclass
@@ -73,7 +72,7 @@ class CampaignReport:
     ran: int = 0
     adopted: int = 0
     skipped: int = 0
-    showers: int = 0
+    points: int = 0  # simulated in this run
     seconds: float = 0.0
     startup_seconds: float = 0.0  # starting the executor (cluster, worker processes)
     executor: str = ""
@@ -84,40 +83,36 @@ class CampaignReport:
 
 
 def _payloads(config: CampaignConfig, shard_dir: Path) -> dict[str, JobPayload]:
-    detector = config.load_detector().model_dump(mode="json")
-    cond = config.conditions()
+    simulator = config.make_simulator()
+    options = simulator.worker_options()
+    points = config.points()
+    suffix = simulator.format.suffix
     payloads = {}
     for index, sl in enumerate(config.job_slices()):
         key = f"job-{index:06d}"
-        part = cond[sl]
         payloads[key] = JobPayload(
             campaign=config.name,
             key=key,
             index=index,
             seed=job_seed(config.seed, index),
-            detector=detector,
-            simulator=config.simulator,
-            physics=config.physics,
-            energy=part.energy,
-            pdg=part.pdg,
-            theta=part.theta,
-            phi=part.phi,
-            output=str(shard_dir / f"{key}.h5"),
+            simulator=config.simulator.name,
+            options=options,
+            points={name: column[sl] for name, column in points.items()},
+            output=str(shard_dir / f"{key}{suffix}"),
             compression=config.compression,
         )
     return payloads
 
 
-def _job_spec(payload: JobPayload) -> JobSpec:
+def _job_spec(payload: JobPayload, space: ResolvedSpace) -> JobSpec:
+    ranges = {d.name: d.summary(payload.points[d.name]) for d in space.dimensions}
     return JobSpec(
         key=payload.key,
         seed=payload.seed,
         parameters={
             "index": payload.index,
-            "n_events": len(payload.energy),
-            "energy_min_MeV": float(payload.energy.min()),
-            "energy_max_MeV": float(payload.energy.max()),
-            "particles": sorted({int(p) for p in payload.pdg}),
+            "n_points": payload.n_points,
+            "points": ranges,  # per parameter: [min, max], or the values taken
             "output": f"shards/{Path(payload.output).name}",  # relative to the campaign dir
         },
     )
@@ -125,16 +120,18 @@ def _job_spec(payload: JobPayload) -> JobSpec:
 
 def _normalised(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored campaign config re-validated by this version's models, so that defaults
-    added since it was stored do not count as changes."""
+    added since it was stored (and twinforge 0.1's spellings) do not count as changes."""
     stored = dict(stored)
-    detector = stored.pop("detector_config", None)
+    setup = stored.pop("simulator_setup", None)
+    detector = stored.pop("detector_config", None)  # twinforge 0.1 kept only the detector
     try:
         config = CampaignConfig.model_validate(stored).model_dump(mode="json")
-        if detector is not None:
-            detector = DetectorConfig.model_validate(detector).model_dump(mode="json")
-    except ValidationError:
-        return {**stored, "detector_config": detector}
-    return {**config, "detector_config": detector}
+    except (ValidationError, TwinforgeError):
+        return {**stored, "simulator_setup": setup}
+    if setup is None and detector is not None:
+        setup = {**config["simulator"], "detector": detector}
+        setup.pop("name")
+    return {**config, "simulator_setup": setup}
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -152,17 +149,23 @@ def open_campaign(
     shard_dir = config.output_path(base_dir).resolve() / "shards"
     payloads = _payloads(config, shard_dir)
     stored = catalog.find(config.name, "campaigns")
-    # the detector's content, not only its name: an edited YAML must not mix geometries
+    # the set-up's content, not only file names: an edited detector or lattice file must not
+    # mix two set-ups in one campaign
     wanted = {
         **config.model_dump(mode="json"),
-        "detector_config": payloads[next(iter(payloads))].detector,
+        "simulator_setup": payloads[next(iter(payloads))].options,
     }
     if stored is None:
+        simulator = config.make_simulator()
         record = catalog.add_campaign(
             config.name,
-            description=f"{config.simulator} campaign on detector {config.detector}",
+            description=f"{config.simulator.name} campaign: {simulator.summary}",
             config=wanted,
-            provenance={"twinforge_version": __version__, "output_dir": str(shard_dir.parent)},
+            provenance={
+                "twinforge_version": __version__,
+                "output_dir": str(shard_dir.parent),
+                "code": simulator.code(),
+            },
         )
     else:
         assert isinstance(stored, CampaignRecord)
@@ -177,7 +180,8 @@ def open_campaign(
                 f"campaign {config.name!r} ({record.global_id}) exists with a different config "
                 f"({', '.join(changed)} changed); give the new campaign another name"
             )
-    catalog.add_jobs(record.global_id, [_job_spec(p) for p in payloads.values()])
+    space = config.resolved_space
+    catalog.add_jobs(record.global_id, [_job_spec(p, space) for p in payloads.values()])
     return record, payloads
 
 
@@ -228,13 +232,14 @@ def run_campaign(
             failed_states,
         )
     report = CampaignReport(campaign_id=cid, total_jobs=len(payloads), done=0)
+    simulator = config.make_simulator()
     pending: list[JobRecord] = []
     for job in catalog.jobs(cid):
         if job.state == "done":
             report.skipped += 1
         elif job.state == "pending":
             payload = payloads[job.key]
-            if shard_matches(Path(payload.output), payload):
+            if shard_matches(Path(payload.output), payload, simulator):
                 catalog.set_job_state(job.id, "running", expected="pending", worker=_DRIVER)
                 catalog.set_job_state(
                     job.id, "done", output_path=payload.output, expected="running"
@@ -247,7 +252,7 @@ def run_campaign(
     for job in catalog.jobs(cid, state="failed"):
         failed_now[job.key] = job.error or "failed"
 
-    showers = 0
+    points = 0
 
     def notify() -> None:
         if on_progress:
@@ -256,7 +261,7 @@ def run_campaign(
                     report.total_jobs,
                     report.done,
                     len(failed_now),
-                    showers,
+                    points,
                     time.perf_counter() - t0,
                 )
             )
@@ -274,28 +279,40 @@ def run_campaign(
             for payload, result in executor.run(run_job, [payloads[k] for k in ids]):
                 job_id = ids[payload.key]
                 if isinstance(result, JobOutcome):
-                    timing = {"seconds": round(result.seconds, 4), "n_events": result.n_events}
+                    timing = {
+                        "seconds": round(result.seconds, 4),
+                        "body_seconds": round(result.body_seconds, 4),
+                        "n_points": result.n_points,
+                    }
                     catalog.set_job_state(
                         job_id, "done", output_path=result.output, output_sha256=result.sha256,
                         expected="running", worker=result.worker, provenance=timing,
                     )  # fmt: skip
                     report.done += 1
                     report.ran += 1
-                    showers += result.n_events
+                    points += result.n_points
                     failed_now.pop(payload.key, None)
                 else:
                     error = f"{type(result).__name__}: {result}"
-                    rec = catalog.set_job_state(job_id, "failed", error=error, expected="running")
+                    rec = catalog.set_job_state(
+                        job_id, "failed", error=error, expected="running",
+                        exit_code=getattr(result, "exit_code", None),
+                        stderr_tail=getattr(result, "stderr_tail", None),
+                    )  # fmt: skip
+                    # a failure that will always repeat (a bad template, a bad value) is not
+                    # retried; a crash or a timeout may pass
+                    retryable = getattr(result, "retryable", not isinstance(result, ConfigError))
                     log.warning(
-                        "%s (%s) failed, attempt %d: %s", payload.key, cid, rec.attempts, error
-                    )
+                        "%s (%s) failed, attempt %d%s: %s", payload.key, cid, rec.attempts,
+                        "" if retryable else ", not retried", error,
+                    )  # fmt: skip
                     failed_now[payload.key] = error
-                    if rec.attempts <= config.max_retries:
+                    if retryable and rec.attempts <= config.max_retries:
                         retry.append(catalog.set_job_state(job_id, "pending", expected="failed"))
                 notify()
             pending = retry
     report.failed = failed_now
-    report.showers = showers
+    report.points = points
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -359,26 +376,25 @@ def merge_campaign(
             f"dataset {name!r} is already registered ({existing.global_id}); "
             "the campaign was merged before"
         )
-    out = output or config.output_path(base_dir) / f"{name}.h5"
+    simulator = config.make_simulator()
+    out = output or config.output_path(base_dir) / f"{name}{simulator.format.suffix}"
     shards = [Path(j.output_path or payloads[j.key].output) for j in done]
-    detector = config.load_detector()
-    merge_shower_files(
+    simulator.format.merge(
         shards,
         out,
-        overwrite=overwrite,
-        compression=config.compression,
-        provenance={
+        {
             "campaign": config.name,
             "campaign_id": record.global_id,
             "campaign_config": config.model_dump(mode="json"),
-            "detector": detector.name,
-            "detector_config": detector.model_dump(mode="json"),
+            "simulator": config.simulator.name,
+            "simulator_setup": payloads[done[0].key].options,
             "seeds": {j.key: j.seed for j in done},
             "complete": complete,
         },
+        overwrite=overwrite,
+        compression=config.compression,
     )
-    with ShowerFile(out) as f:
-        n_events, provenance = f.n_events, f.provenance
+    n_events, provenance = simulator.format.describe(out)
     provenance.pop("merged_from", None)  # per-shard details stay in the file and the journal
     provenance["shards"] = [{"job": j.key, "sha256": j.output_sha256, "seed": j.seed} for j in done]
     return catalog.add_dataset(

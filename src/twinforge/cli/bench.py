@@ -67,7 +67,7 @@ def bench(
     sizes = _ints(batch_sizes, "--batch-sizes")
     pdg = None
     if particle is not None:
-        from twinforge.campaign.space import particle_pdg  # imports the campaign stack
+        from twinforge.space import particle_pdg
 
         try:
             pdg = particle_pdg(particle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import TextColumn
 from rich.table import Table
 
@@ -40,12 +41,13 @@ def run(
     from twinforge.errors import SimulationError
 
     cfg = _config(config)
+    noun = cfg.make_simulator().point_noun
     with Catalog.open(catalog) as cat, progress() as bar:
         bar.columns = (*bar.columns, TextColumn("{task.fields[rate]}"))
         task = bar.add_task(f"campaign {cfg.name}", total=cfg.n_jobs, rate="")
 
         def update(p: CampaignProgress) -> None:
-            rate = f"{p.showers_per_second:.1f} showers/s" if p.showers else ""
+            rate = f"{p.points_per_second:.1f} {noun}/s" if p.points else ""
             fail = f", {p.failed} failed" if p.failed else ""
             bar.update(task, completed=p.done, rate=rate + fail)
 
@@ -60,7 +62,7 @@ def run(
     say(
         f"{report.campaign_id}: {report.done}/{report.total_jobs} jobs done "
         f"({report.ran} run now, {report.skipped} already done, {report.adopted} adopted), "
-        f"{report.showers} showers in {report.seconds:.1f} s on {report.executor}"
+        f"{report.points} {noun} in {report.seconds:.1f} s on {report.executor}"
     )
     if report.failed:
         table = Table("job", "error", title="failed jobs")
@@ -94,11 +96,14 @@ def status(
     failed = [j for j in job_list if j.state == "failed"]
     shown = job_list if jobs else failed
     if shown:
-        table = Table("job", "state", "attempts", "seed", "worker", "error / output")
+        table = Table("job", "state", "attempts", "seed", "exit", "worker", "error / output")
         for j in shown:
+            detail = j.error or j.output_path or ""
+            if j.state == "failed" and j.stderr_tail:
+                detail += "\n" + "\n".join(j.stderr_tail.splitlines()[-5:])
             table.add_row(
-                j.key, j.state, str(j.attempts), str(j.seed), j.worker or "",
-                j.error or j.output_path or "",
+                j.key, j.state, str(j.attempts), str(j.seed),
+                "" if j.exit_code is None else str(j.exit_code), j.worker or "", escape(detail),
             )  # fmt: skip
         console.print(table)
 
@@ -121,4 +126,5 @@ def merge(
             cat, cfg, output=output, base_dir=Path.cwd(), allow_partial=allow_partial,
             overwrite=overwrite,
         )  # fmt: skip
-    say(f"registered {dataset.global_id} ({dataset.name}): {dataset.n_events} showers")
+    noun = cfg.make_simulator().point_noun
+    say(f"registered {dataset.global_id} ({dataset.name}): {dataset.n_events} {noun}")

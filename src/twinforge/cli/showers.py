@@ -121,7 +121,7 @@ def synthetic(
 ) -> None:
     """Write showers from the synthetic TEST generator (parametrised, not Geant4)."""
     from twinforge.config import validate_config
-    from twinforge.showers.synthetic import SyntheticConfig, write_synthetic_file
+    from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 
     cfg = validate_config(
         SyntheticConfig,

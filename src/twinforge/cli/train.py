@@ -51,11 +51,11 @@ def sample(
     """Generate showers with a trained model into a shower file."""
     import numpy as np
 
-    from twinforge.campaign.space import particle_pdg
     from twinforge.config import parse_energy
     from twinforge.detector.readout import Readout
     from twinforge.models import Surrogate
     from twinforge.showers import Conditions, write_showers
+    from twinforge.space import particle_pdg
 
     if (energy is None) == (conditions_from is None):
         raise ConfigError("give the conditions: --energy (with --n) or --conditions-from FILE")

@@ -1,4 +1,4 @@
-"""Shower files (HDF5, CaloChallenge-compatible), conditions, and a synthetic test generator."""
+"""Shower files (HDF5, CaloChallenge-compatible) and conditions."""
 
 from twinforge.showers.conditions import Conditions
 from twinforge.showers.file import (

@@ -10,7 +10,7 @@ Geant4 showers; files it writes say so in their provenance (``simulator: "synthe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,9 +22,13 @@ from twinforge.detector.config import DetectorConfig, HomogeneousBlock, load_det
 from twinforge.errors import DetectorError
 from twinforge.showers.conditions import Conditions
 from twinforge.showers.file import ShowerWriter
+from twinforge.simulation.base import RunResult
+from twinforge.simulation.calorimeter import CalorimeterSimulator, conditions_of
+from twinforge.space import Points
 
 __all__ = [
     "SYNTHETIC_SIMULATOR",
+    "SyntheticBackend",
     "SyntheticConfig",
     "synthetic_provenance",
     "synthetic_showers",
@@ -207,3 +211,22 @@ def write_synthetic_file(
             part = cond[start : start + batch_size]
             writer.append(part, synthetic_showers(det, part, seed=config.seed * 7919 + start))
     return Path(path)
+
+
+class SyntheticBackend(CalorimeterSimulator):
+    """The synthetic test generator as a campaign simulator (``synthetic-test``): milliseconds
+    per shower, for tests and smoke runs; its files say they are not physics."""
+
+    name = SYNTHETIC_SIMULATOR
+    summary = "parametrised electromagnetic showers for tests and smoke runs (not physics)"
+
+    def run(self, points: Points, seed: int, *, first_index: int = 0) -> RunResult:
+        conditions = conditions_of(points)
+        batch_seed = int(np.random.SeedSequence([seed, first_index]).generate_state(1)[0])
+        return RunResult({"showers": synthetic_showers(self.detector, conditions, batch_seed)})
+
+    def code(self) -> dict[str, str]:
+        return {"name": "twinforge synthetic shower generator", "version": __version__}
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), **synthetic_provenance()}
