@@ -143,7 +143,7 @@ def test_failing_job_retried_then_reported(
     calls: dict[int, int] = {}
     real = SyntheticBackend.run
 
-    def flaky(self, points, seed, *, first_index=0):
+    def flaky(self, points, seed, *, first_index=0, workdir=None):
         index = next(
             i
             for i, s in enumerate(cfg.job_slices())

@@ -77,7 +77,8 @@ def run_job(payload: JobPayload) -> JobOutcome:
     t0 = time.perf_counter()
     simulator = worker_simulator(payload.simulator, payload.options)
     t1 = time.perf_counter()
-    result = simulator.run(payload.points, payload.seed)
+    out = Path(payload.output)
+    result = simulator.run(payload.points, payload.seed, workdir=out.with_suffix(".work"))
     body = time.perf_counter() - t1
     provenance = {
         **simulator.provenance(),
@@ -86,7 +87,6 @@ def run_job(payload: JobPayload) -> JobOutcome:
         "job_index": payload.index,
         "seed": payload.seed,
     }
-    out = Path(payload.output)
     n = simulator.format.write(
         out, simulator, payload.points, result, provenance, compression=payload.compression
     )

@@ -14,10 +14,12 @@ and other provenance as ``PropertyValue`` entities; the training data of a model
 and reference of an evaluation), its ``result`` the files (with ``sha256``, ``contentSize``,
 ``encodingFormat``), its ``agent`` the creators.
 
-Provenance keys read specially (all optional): ``simulator`` (text, or an object with
-``name``, ``version``, ``url``), ``simulator_version``, ``software`` (``{name: version}``),
-``twinforge_version``, ``parameters`` (object), ``seed`` / ``seeds``, ``command``,
-``start_time`` / ``end_time`` (ISO 8601). Every other key becomes a ``PropertyValue``.
+Provenance keys read specially (all optional): ``code`` (the simulation code that ran, an
+object with ``name``, ``version``, ``url``: what every twinforge simulator writes), else
+``simulator`` (text, or an object with ``name``, ``version``, ``url``), ``simulator_version``,
+``software`` (``{name: version}``), ``twinforge_version``, ``parameters`` (object), ``seed`` /
+``seeds``, ``command``, ``start_time`` / ``end_time`` (ISO 8601). Every other key becomes a
+``PropertyValue``.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ _FORMATS: Final = {
 
 _KNOWN_SOFTWARE_URLS: Final = {
     "geant4": "https://geant4.web.cern.ch/",
+    "xsuite": "https://xsuite.readthedocs.io/",
+    "mad-ng": "https://madx.web.cern.ch/releases/madng/",
     "twinforge": "https://pypi.org/project/twinforge/",
 }
 
@@ -101,6 +105,7 @@ _SPECIAL_KEYS: Final = frozenset(
     {
         "simulator",
         "simulator_version",
+        "code",
         "software",
         "twinforge_version",
         "parameters",
@@ -534,7 +539,10 @@ def _software_entities(
         if str(name).lower() != "twinforge"
     ]
     simulator = prov.get("simulator")
-    if isinstance(simulator, Mapping) and simulator.get("name"):
+    code = prov.get("code")
+    if isinstance(code, Mapping) and code.get("name"):  # the simulation code and its version
+        apps.append(_software(str(code["name"]), str(code.get("version") or ""), code.get("url")))
+    elif isinstance(simulator, Mapping) and simulator.get("name"):
         sim = _software(
             str(simulator["name"]),
             str(simulator.get("version") or prov.get("simulator_version") or ""),

@@ -90,12 +90,16 @@ class Simulator(ABC):
         """What one point yields."""
 
     @abstractmethod
-    def run(self, points: Points, seed: int, *, first_index: int = 0) -> RunResult:
+    def run(
+        self, points: Points, seed: int, *, first_index: int = 0, workdir: Path | None = None
+    ) -> RunResult:
         """Evaluate every point (``len`` of any column) with ``seed``, in this process.
 
         ``first_index`` is the index of the first point in the whole run: a code that seeds
         each point from ``(seed, index)`` then gives the same result however points are
-        batched. Raises :class:`~twinforge.errors.SimulationError` (or a subclass) on failure.
+        batched. ``workdir`` is a folder the job may use for its files (None: a temporary
+        one). Raises :class:`~twinforge.errors.SimulationError` on failure,
+        :class:`~twinforge.errors.JobFailure` for a program that ran and failed.
         """
 
     @abstractmethod

@@ -220,7 +220,9 @@ class SyntheticBackend(CalorimeterSimulator):
     name = SYNTHETIC_SIMULATOR
     summary = "parametrised electromagnetic showers for tests and smoke runs (not physics)"
 
-    def run(self, points: Points, seed: int, *, first_index: int = 0) -> RunResult:
+    def run(
+        self, points: Points, seed: int, *, first_index: int = 0, workdir: Path | None = None
+    ) -> RunResult:
         conditions = conditions_of(points)
         batch_seed = int(np.random.SeedSequence([seed, first_index]).generate_state(1)[0])
         return RunResult({"showers": synthetic_showers(self.detector, conditions, batch_seed)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -40,7 +41,9 @@ class Geant4Backend(CalorimeterSimulator):
 
         return get_session(self.detector, Geant4Options(physics=self.options.physics))  # type: ignore[attr-defined]
 
-    def run(self, points: Points, seed: int, *, first_index: int = 0) -> RunResult:
+    def run(
+        self, points: Points, seed: int, *, first_index: int = 0, workdir: Path | None = None
+    ) -> RunResult:
         root = self.options.root_output  # type: ignore[attr-defined]
         if root is not None and first_index:
             raise ConfigError("root_output needs every shower in one run (one batch)")
