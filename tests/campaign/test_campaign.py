@@ -179,15 +179,39 @@ def test_failing_job_retried_then_reported(
     assert report.ran == 1
 
 
-def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+def _marked_processes(mark: str) -> list[int]:
+    """PIDs of live processes whose environment carries ``mark`` (a driver's descendants;
+    zombies show no environment)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if f"TWINFORGE_TEST_MARK={mark}".encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path, executor: str) -> None:
+    """The driver is SIGKILLed mid-run; the resumed campaign finishes every job exactly once,
+    and (on Dask) the killed driver's worker processes do not outlive it."""
     cfg_path = tmp_path / "c.yaml"
-    data = config(tmp_path, total_points=400, points_per_job=2, name="kill").model_dump(mode="json")
+    kw = {"executor": {"kind": "dask", "workers": 2}} if executor == "dask" else {}
+    data = config(tmp_path, total_points=400, points_per_job=2, name="kill", **kw)
+    data = data.model_dump(mode="json")
     cfg_path.write_text(yaml.safe_dump(data))
     db = tmp_path / "catalog.sqlite"
+    mark = f"{os.getpid()}-{executor}"
     cmd = [sys.executable, "-c", "from twinforge.cli import main; main()",
            "--quiet", "campaign", "run", str(cfg_path), "--catalog", str(db)]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+    env = {**os.environ, "TWINFORGE_TEST_MARK": mark}
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    deadline = time.monotonic() + 90
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -201,8 +225,14 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
             if done >= 20:
                 break
     assert proc.poll() is None, "campaign finished before it could be killed"
+    if executor == "dask":
+        assert len(_marked_processes(mark)) >= 3  # driver, its workers (nannies), ...
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 30
+    while _marked_processes(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _marked_processes(mark) == [], "worker processes outlived the killed driver"
     with Catalog.open(db) as cat:
         counts = cat.job_counts(cat.find("kill", "campaigns").global_id)
         assert 20 <= counts["done"] < 200
@@ -211,6 +241,8 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
         assert report.complete
         assert report.skipped == counts["done"]
         assert report.ran + report.adopted == 200 - counts["done"]
+        jobs = cat.jobs(report.campaign_id)
+        assert len({j.key for j in jobs}) == len(jobs) == 200
         merge_campaign(cat, cfg)
     merged_conditions_match(cfg, tmp_path / "campaigns" / "kill" / "kill.h5")
     assert not list((tmp_path / "campaigns" / "kill" / "shards").glob("*.tmp-*"))

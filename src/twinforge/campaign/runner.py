@@ -433,10 +433,16 @@ def _remove_stale_temporaries(shard_dir: Path) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, dead but not yet reaped, does not:
+    in containers whose init does not reap, killed workers stay zombies)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): trust the signal
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -179,7 +179,7 @@ class CommandBackend(Simulator):
                 version = f"as shipped by {self.opts.package} {package_version(self.opts.package)}"
             except PackageNotFoundError:
                 version = None
-        return {"name": self.opts.code_name or Path(self.opts.executable).name,
+        return {"name": self.opts.code_name or self._program.name,
                 "version": version or "unknown"}  # fmt: skip
 
     def provenance(self) -> dict[str, Any]:
@@ -202,7 +202,14 @@ class CommandBackend(Simulator):
         root = Path(workdir) if workdir is not None else None
         for i in range(n):
             point = {k: v[i].item() if hasattr(v[i], "item") else v[i] for k, v in points.items()}
-            deck = self._template.render(**point, seed=seed, index=first_index + i)
+            try:
+                deck = self._template.render(**point, seed=seed, index=first_index + i)
+            except Exception as exc:  # the same point fails the same way every time
+                raise JobFailure(
+                    f"point {first_index + i}: {self._where} does not render: "
+                    f"{type(exc).__name__}: {exc}",
+                    retryable=False,
+                ) from None
             decks.append(deck)
             for name, value in self._run_point(deck, first_index + i, root).items():
                 values[name].append(value)

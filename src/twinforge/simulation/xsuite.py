@@ -420,6 +420,6 @@ def _beam_moments(
 
 @contextlib.contextmanager
 def _quiet() -> Any:
-    """Xsuite prints progress lines on stdout; keep them out of ours."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    """Xsuite prints progress lines on stdout and stderr; keep them out of ours."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         yield
