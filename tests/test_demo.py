@@ -32,6 +32,7 @@ TINY = QUICK.replace(
     bench_geant4_showers=0,
     bench_budget_s=0.0,
     bench_isolate=False,
+    xsuite_points=32,
 )
 
 
@@ -39,7 +40,7 @@ def test_demo_runs_the_chain(tmp_path: Path) -> None:
     steps: list[str] = []
     result = run_demo(tmp_path / "demo", profile=TINY, overrides=SYNTHETIC, on_step=steps.append)
     assert list(result.steps) == steps
-    assert len(steps) == 9
+    assert len(steps) == 10
     assert {"verify checksums", "export ONNX", "export RO-Crate"} <= set(steps)
     with ShowerFile(result.shower_file) as f:
         assert f.n_events == 400
@@ -65,7 +66,7 @@ def test_demo_runs_the_chain(tmp_path: Path) -> None:
     bench = json.loads(result.bench_json.read_text())
     assert {r["batch"] for r in bench["results"]} == {1, 10}
     assert result.bench_plot.read_bytes()[:4] == b"\x89PNG"
-    for role in ("dataset", "model", "evaluation"):
+    for role in ("dataset", "model", "evaluation", "xsuite-dataset"):
         meta = json.loads((result.crates[role] / "ro-crate-metadata.json").read_text())
         types = {str(e.get("@type")) for e in meta["@graph"]}
         assert "CreateAction" in types
@@ -73,7 +74,14 @@ def test_demo_runs_the_chain(tmp_path: Path) -> None:
     assert result.crate == result.crates["dataset"]
     assert {p.name for p in (result.workdir / "configs").iterdir()} == {
         "training-campaign.yaml", "reference-campaign.yaml", "train.yaml", "validation.yaml",
+        "xsuite-campaign.yaml",
     }  # fmt: skip
+    xsuite = result.figures["xsuite"]
+    assert xsuite["points"] == 32
+    assert 0.0 < xsuite["stable_fraction"] <= 1.0
+    with Catalog.open(result.catalog, create=False) as cat:
+        assert cat.get(result.xsuite_id).n_events == 32
+        assert cat.get(result.xsuite_id).provenance["code"]["name"] == "Xsuite"
 
     figures = result.figures
     assert set(figures["visible_fraction"]) == {"1-2 GeV", "2-4 GeV", "4-8 GeV", "8-16 GeV"}
@@ -87,7 +95,7 @@ def test_demo_runs_the_chain(tmp_path: Path) -> None:
     assert figures["training"]["steps"] <= 15
     assert figures["training"]["seconds"] > 0
     assert figures["bench_threads"] >= 1
-    assert any("synthetic" in note for note in result.notes)
+    assert any("synthetic-test, not Geant4" in note for note in result.notes)
     assert any("quality is modest" in note for note in result.notes)
 
 

@@ -106,6 +106,7 @@ class DemoProfile:
         bench_energy: incident energy of the benchmark, MeV.
         bench_budget_s: timed seconds per benchmark configuration.
         bench_isolate: each benchmark configuration in a fresh process (honest peak memory).
+        xsuite_points: points of the accelerator campaign (Xsuite FODO channel; 0: none).
         duration: what the profile takes on 2 cores, in words.
     """
 
@@ -135,6 +136,7 @@ class DemoProfile:
     bench_energy: float = 10_000.0
     bench_budget_s: float = 2.0
     bench_isolate: bool = True
+    xsuite_points: int = 256
     duration: str = "about 10 minutes on 2 cores"
 
     def replace(self, **changes: Any) -> DemoProfile:
@@ -227,6 +229,8 @@ class DemoResult:
     bench_id: str | None = None
     crate: Path | None = None
     crates: dict[str, Path] = field(default_factory=dict)
+    xsuite_file: Path | None = None
+    xsuite_id: str | None = None
     steps: dict[str, float] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -268,14 +272,14 @@ def run_demo(
         yield
         result.steps[name] = time.perf_counter() - t0
 
-    simulator = "Geant4" if train_cfg.simulator == "geant4" else train_cfg.simulator
-    where = f"{train_cfg.detector}, {train_cfg.executor.kind}"
+    simulator = train_cfg.make_simulator().code()["name"]
+    where = f"{train_cfg.simulator.options.get('detector')}, {train_cfg.executor.kind}"
     with Catalog.open(result.catalog) as catalog:
-        with step(f"{simulator} training campaign: {train_cfg.total_events} showers ({where})"):
+        with step(f"{simulator} training campaign: {train_cfg.total_points} showers ({where})"):
             report = _campaign(catalog, train_cfg, progress)
             result.figures["showers_per_second"] = report.points / report.seconds
             result.figures["executor"] = report.executor
-        with step(f"{simulator} reference campaign: {ref_cfg.total_events} showers (held out)"):
+        with step(f"{simulator} reference campaign: {ref_cfg.total_points} showers (held out)"):
             _campaign(catalog, ref_cfg, progress)
         with step("merge shards and register the datasets"):
             result.dataset_id, result.shower_file = _merge(catalog, train_cfg)
@@ -290,6 +294,9 @@ def run_demo(
             result.onnx = _export(result)
         with step("benchmark against Geant4" if profile.bench_geant4_showers else "benchmark"):
             _bench(catalog, result, progress)
+        if profile.xsuite_points:
+            with step(f"Xsuite campaign: {profile.xsuite_points} points (FODO channel)"):
+                _xsuite(catalog, result, progress, (overrides or {}).get("executor"))
         with step("export RO-Crate"):
             _crates(catalog, result)
     _shower_figures(result)
@@ -329,18 +336,12 @@ def _campaign_configs(
     """The training and the reference campaign (same space, other name and seeds)."""
     base: dict[str, Any] = {
         "kind": "campaign",
-        "detector": "siw",
-        "simulator": "geant4",
-        "physics": "auto",
+        "simulator": {"name": "geant4", "detector": "siw", "physics": "auto"},
         "space": {
-            "particles": ["e-"],
-            "energy": {
-                "min": profile.energy_min,
-                "max": profile.energy_max,
-                "distribution": "log-uniform",
-            },
+            "particle": ["e-"],
+            "energy": {"min": profile.energy_min, "max": profile.energy_max, "scale": "log"},
         },
-        "events_per_job": profile.events_per_job,
+        "points_per_job": profile.events_per_job,
         "executor": {"kind": "dask", "workers": profile.workers},
         "output_dir": str(workdir.resolve() / "campaigns" / "{name}"),
     }
@@ -353,7 +354,7 @@ def _campaign_configs(
         data = {
             **base,
             "name": name,
-            "total_events": events,
+            "total_points": events,
             "seed": seed,
             "sampler": {"kind": "sobol", "seed": sampler_seed},
             **overrides,
@@ -583,11 +584,47 @@ def _bench_figures(bench: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+XSUITE_PRESET = "xsuite-fodo.yaml"
+
+
+def _xsuite(catalog: Catalog, result: DemoResult, progress: Progress, executor: Any = None) -> None:
+    """The accelerator campaign: the shipped Xsuite FODO example, merged and catalogued
+    (``executor``: the campaigns' override, if any)."""
+    from importlib.resources import files
+
+    data = yaml.safe_load(
+        files("twinforge.simulation").joinpath("presets", XSUITE_PRESET).read_text()
+    )
+    data |= {
+        "total_points": result.profile.xsuite_points,
+        "output_dir": str(result.workdir.resolve() / "campaigns" / "{name}"),
+        "executor": executor or {"kind": "dask", "workers": result.profile.workers},
+    }
+    config = CampaignConfig.model_validate(data)
+    _write_config(result.workdir, "xsuite-campaign", config.model_dump(mode="json"))
+    report = _campaign(catalog, config, progress)
+    result.xsuite_id, result.xsuite_file = _merge(catalog, config)
+    from twinforge.results import ResultFile
+
+    with ResultFile(result.xsuite_file) as f:
+        out = f.outputs()
+    stable = out["stable"].astype(bool)
+    result.figures["xsuite"] = {
+        "points": len(stable),
+        "points_per_second": report.points / report.seconds,
+        "stable_fraction": float(stable.mean()),
+        "transmission_median": float(np.median(out["transmission"][stable])),
+        "qx_range": [float(np.nanmin(out["qx"])), float(np.nanmax(out["qx"]))],
+    }
+
+
 def _crates(catalog: Catalog, result: DemoResult) -> None:
-    """RO-Crates of the training dataset, the model and the evaluation (files included)."""
+    """RO-Crates of the training dataset, the model, the evaluation and the accelerator
+    dataset (files included)."""
     base = result.workdir / "crate"
     records = {"dataset": result.dataset_id, "model": result.model_id}
     records["evaluation"] = result.evaluation_id
+    records["xsuite-dataset"] = result.xsuite_id
     for role, global_id in records.items():
         if global_id is not None:
             result.crates[role] = export_rocrate(catalog, global_id, base / role)
@@ -633,8 +670,8 @@ def _shower_figures(result: DemoResult) -> None:
 def _notes(result: DemoResult, config: CampaignConfig) -> None:
     """What the reader should know: the simulator, the physics list, the modest quality."""
     p = result.profile
-    if config.simulator != "geant4":
-        result.notes.append("showers come from the synthetic TEST generator, not Geant4")
+    if config.simulator.name != "geant4":
+        result.notes.append(f"showers come from {config.simulator.name}, not Geant4")
     elif "datafree" in str(result.figures.get("physics")):
         result.notes.append(
             "Geant4 ran with the data-free EM physics list (no Geant4 data sets here): "

@@ -317,6 +317,19 @@ class Dimension:
             return np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low)))
         return self.low + u * (self.high - self.low)
 
+    def canonical(self) -> Variable:
+        """This dimension as a variable in the parameter's unit: how configs are stored, so
+        that ``"1GeV"``, ``"1 GeV"`` and ``1000.0`` are the same campaign."""
+        if self.values is not None:
+            plain = [v.item() if hasattr(v, "item") else v for v in self.values]
+            if self.constant:
+                return Variable(value=plain[0])
+            return Variable(values=plain)
+        return Variable(
+            min=self.low, max=self.high, scale=self.scale,
+            type="integer" if self.integer else "float",
+        )  # fmt: skip
+
     def constant_column(self, n: int) -> NDArray[Any]:
         assert self.values is not None
         return np.repeat(np.asarray(self.values[:1]), n)
@@ -419,6 +432,13 @@ class ResolvedSpace:
     @property
     def names(self) -> list[str]:
         return [d.name for d in self.dimensions]
+
+    def canonical(self) -> ParameterSpace:
+        """Every dimension (defaults included) in the parameters' units: the stored form."""
+        return ParameterSpace(
+            variables={d.name: d.canonical() for d in self.dimensions},
+            constraints=[c.text for c in self.constraints],
+        )
 
     def accept(self, points: Points) -> NDArray[np.bool_]:
         """Which points satisfy every constraint."""

@@ -123,6 +123,9 @@ class _Simulates(StrictModel):
         simulator = self.simulator.simulator
         self._space = self.space.resolve(simulator.parameters())
         simulator.check_space(self._space)
+        # stored in canonical form (numbers in the parameters' units, defaults filled in), so
+        # that spellings of one space compare equal when a campaign is resumed
+        object.__setattr__(self, "space", self._space.canonical())
         return self
 
     def make_simulator(self) -> Simulator:

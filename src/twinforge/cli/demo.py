@@ -39,7 +39,8 @@ def demo(
 
     Geant4 campaigns (siw, e- 1-16 GeV, Dask): 1600 training + 1500 held-out reference showers.
 
-    Catalogue + checksums -> VAE (3 min) -> report.html -> ONNX -> benchmark -> RO-Crates.
+    Catalogue + checksums -> VAE (3 min) -> report.html -> ONNX -> benchmark -> an Xsuite
+    accelerator campaign (256 points) -> RO-Crates.
 
     About 10 minutes on 2 cores; the quality is modest at this size (--full: the realistic run).
     """
@@ -105,6 +106,8 @@ def _print_outputs(result: DemoResult) -> None:
     say(f"report         : {result.report}")
     say(f"ONNX           : {result.onnx}")
     say(f"benchmark      : {result.bench_json}, {result.bench_plot}")
+    if result.xsuite_file is not None:
+        say(f"Xsuite results : {result.xsuite_file} (dataset {result.xsuite_id})")
     crates = ", ".join(str(path) for path in result.crates.values())
     say(f"RO-Crates      : {crates}")
 
@@ -137,6 +140,14 @@ def _print_figures(result: DemoResult) -> None:
     for label, value, floor in f.get("validation", []):
         say(f"  {label:<28}: {value}  (Geant4 vs Geant4: {floor})")
     say(_speed_line(f))
+    xs = f.get("xsuite")
+    if xs:
+        say(
+            f"Xsuite campaign: {xs['points']} points at {xs['points_per_second']:.1f} points/s; "
+            f"{100 * xs['stable_fraction']:.0f} % with stable optics, tunes "
+            f"{xs['qx_range'][0]:.3f}-{xs['qx_range'][1]:.3f}, median transmission "
+            f"{xs['transmission_median']:.3f}"
+        )
 
 
 def _speed_line(f: dict[str, Any]) -> str:
