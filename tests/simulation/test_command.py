@@ -186,3 +186,21 @@ def test_a_failure_that_always_repeats_is_not_retried(tmp_path: Path) -> None:
         _, jobs = campaign_status(cat, "mad")
     assert len(report.failed) == 4
     assert {j.attempts for j in jobs} == {1}
+
+
+def test_campaign_status_shows_exit_code_and_stderr(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    cfg = campaign(tmp_path, "error('no convergence for x = {{ x }}')\n", max_retries=0)
+    db = tmp_path / "c.sqlite"
+    with Catalog.open(db) as cat:
+        run_campaign(cfg, cat)
+    result = CliRunner().invoke(
+        app, ["campaign", "status", "mad", "--catalog", str(db)], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 failed" in result.output
+    assert "exited with 1" in result.output
+    assert "no convergence for x" in result.output  # the stderr tail
