@@ -57,16 +57,22 @@ def test_every_installed_simulator_has_a_case() -> None:
     assert set(registry.available()) == set(CASES)
 
 
-@pytest.fixture(params=sorted(CASES))
-def case(request: pytest.FixtureRequest) -> tuple[Simulator, dict[str, Any]]:
-    options, space = CASES[request.param]
-    if request.param == "command":
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_contract(name: str, tmp_path: Path) -> None:
+    if name == "command":
         pytest.importorskip("pymadng", reason="MAD-NG ships in pymadng (pip install .[madng])")
-    return registry.create(request.param, options), space
+    if name == "geant4":  # one Geant4 per process: keep this one out of the test process
+        from twinforge.simulation.geant4 import call_in_subprocess
+
+        call_in_subprocess(check_contract, name, tmp_path, timeout=300)
+    else:
+        check_contract(name, tmp_path)
 
 
-def test_contract(case: tuple[Simulator, dict[str, Any]], tmp_path: Path) -> None:
-    sim, space_data = case
+def check_contract(name: str, tmp_path: Path) -> None:
+    """The contract, for simulator ``name`` with its case's options and space."""
+    options, space_data = CASES[name]
+    sim: Simulator = registry.create(name, options)
     assert sim.name in registry.available()
     assert sim.summary
     params = sim.parameters()
