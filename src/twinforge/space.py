@@ -169,7 +169,10 @@ class ParameterSpace(StrictModel):
                 that cannot be read or names an unknown variable.
         """
         if parameters is None:
-            parameters = [Parameter(name, unit=v.unit) for name, v in self.variables.items()]
+            parameters = [
+                Parameter(name, unit=v.unit, type="category" if _textual(v) else "float")
+                for name, v in self.variables.items()
+            ]
         known = {p.name for p in parameters}
         unknown = [name for name in self.variables if name not in known]
         if unknown:
@@ -274,6 +277,20 @@ class Parameter:
             if self.type == "integer":
                 values = [int(x) for x in values]
         return Dimension(self.name, self.unit, values=values, constant=v.value is not None)
+
+
+def _textual(v: Variable) -> bool:
+    """Whether a variable's values are words (a category such as a particle's name)."""
+    raw = [v.value] if v.value is not None else list(v.values or [])
+    return any(isinstance(x, str) and not _is_number(x) for x in raw)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

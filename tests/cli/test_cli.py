@@ -20,7 +20,7 @@ def assert_user_error(result, *fragments: str) -> None:
 
 
 def test_help_everywhere(twinforge: Run) -> None:
-    groups = ["config", "detector", "showers", "catalog", "campaign"]
+    groups = ["config", "detector", "showers", "catalog", "campaign", "surrogate"]
     commands = ["simulate", "convert", "train", "sample", "validate", "export", "bench", "demo"]
     for args in [(), *[(g,) for g in groups], *[(c,) for c in commands]]:
         result = twinforge(*args, "--help")

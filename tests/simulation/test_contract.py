@@ -49,6 +49,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "geant4": ({"detector": "tiny"}, {"energy": {"min": "1 GeV", "max": "2 GeV"}}),
     "xsuite": (FODO, {"k1f": {"min": 0.25, "max": 0.35}, "k1d": {"min": -0.35, "max": -0.25}}),
     "command": (madng_options(), {"k1f": {"min": 0.25, "max": 0.35}}),
+    "analytic": ({"function": "hartmann3", "noise": 0.1}, {"x3": 0.5}),
 }
 
 

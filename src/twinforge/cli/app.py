@@ -15,6 +15,7 @@ from twinforge.cli import (
     export,
     showers,
     simulate,
+    surrogate,
     train,
     validate,
 )
@@ -54,6 +55,7 @@ app.add_typer(detector.app, name="detector")
 app.add_typer(showers.app, name="showers")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(campaign.app, name="campaign")
+app.add_typer(surrogate.app, name="surrogate")
 app.command(name="simulate")(simulate.simulate)
 app.command(name="convert")(simulate.convert)
 app.command(name="simulators")(simulate.simulators)

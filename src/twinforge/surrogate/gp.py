@@ -1,0 +1,133 @@
+"""Gaussian-process surrogates (BoTorch on GPyTorch): one exact GP per output.
+
+Each output gets a :class:`botorch.models.SingleTaskGP` (a Matern-5/2 kernel with one length
+scale per dimension over the unit cube the :class:`~twinforge.surrogate.encoding.SpaceEncoder`
+maps the space onto) or, where the space has categorical dimensions (the particle), a
+:class:`botorch.models.MixedSingleTaskGP` whose categorical kernel compares categories for
+equality. Outputs are standardised. Where every observation carries its own noise variance
+(replicated points: ``train_Yvar``) the GP is heteroscedastic with that fixed noise; otherwise it
+learns one noise level per output. Hyper-parameters maximise the exact marginal likelihood
+(``fit_gpytorch_mll``). The outputs together form a :class:`botorch.models.ModelListGP`, so
+acquisitions see one multi-output model.
+
+Exact GPs cost O(n^3): a few thousand points at most; the ``ensemble`` surrogate takes more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field
+
+from twinforge.config import StrictModel
+from twinforge.surrogate.base import Surrogate
+
+__all__ = ["GPOptions", "GPSurrogate"]
+
+log = logging.getLogger(__name__)
+
+
+class GPOptions(StrictModel):
+    """Settings of the ``gp`` surrogate."""
+
+    noise: Literal["auto", "learned", "fixed"] = Field(
+        "auto",
+        description="auto: the observations' own variances where known (fixed), else learned",
+    )
+    min_noise: float = Field(
+        1e-6, gt=0, description="floor of a fixed noise variance, relative to the output's variance"
+    )
+    max_points: int = Field(5000, gt=0, description="refuse more points than this (O(n^3))")
+
+
+class GPSurrogate(Surrogate):
+    """Exact Gaussian processes, one per output (BoTorch ``ModelListGP``)."""
+
+    name = "gp"
+    Options: ClassVar[type[StrictModel]] = GPOptions
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self.model: Any = None
+
+    @property
+    def opts(self) -> GPOptions:
+        assert isinstance(self.options, GPOptions)
+        return self.options
+
+    def _build(self, x: NDArray[np.float64], y: NDArray[np.float64],
+               yvar: NDArray[np.float64] | None) -> Any:  # fmt: skip
+        import torch
+        from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
+        from botorch.models.transforms.outcome import Standardize
+
+        from twinforge.errors import ConfigError
+
+        if len(x) > self.opts.max_points:
+            raise ConfigError(
+                f"{len(x)} points are too many for an exact GP (max_points "
+                f"{self.opts.max_points}); use the ensemble surrogate"
+            )
+        if self.opts.noise == "fixed" and yvar is None:
+            raise ConfigError(
+                "gp noise: fixed needs each observation's variance (replicated points)"
+            )
+        use_yvar = yvar is not None and self.opts.noise != "learned"
+        tx = torch.as_tensor(x, dtype=torch.float64)
+        cat_dims = sorted(self._encoder().categorical)
+        models = []
+        for j in range(y.shape[1]):
+            ty = torch.as_tensor(y[:, j : j + 1], dtype=torch.float64)
+            kwargs: dict[str, Any] = {"outcome_transform": Standardize(m=1)}
+            if use_yvar:
+                assert yvar is not None
+                floor = self.opts.min_noise * max(float(np.var(y[:, j])), 1e-300)
+                kwargs["train_Yvar"] = torch.as_tensor(
+                    np.maximum(yvar[:, j : j + 1], floor), dtype=torch.float64
+                )
+            if cat_dims:
+                models.append(MixedSingleTaskGP(tx, ty, cat_dims=cat_dims, **kwargs))
+            else:
+                models.append(SingleTaskGP(tx, ty, **kwargs))
+        return ModelListGP(*models)
+
+    def _fit(self, x: NDArray[np.float64], y: NDArray[np.float64],
+             yvar: NDArray[np.float64] | None) -> None:  # fmt: skip
+        from botorch.fit import fit_gpytorch_mll
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        model = self._build(x, y, yvar)
+        for sub in model.models:
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(sub.likelihood, sub))
+        model.eval()
+        self.model = model
+
+    def posterior(self, x: Any, observation_noise: bool = False) -> Any:
+        return self.model.posterior(x, observation_noise=observation_noise)
+
+    def _predict(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+        import torch
+
+        tx = torch.as_tensor(x, dtype=torch.float64)
+        with torch.no_grad():
+            latent = self.model.posterior(tx)
+            observed = self.model.posterior(tx, observation_noise=True)
+            mean = latent.mean.numpy()
+            var = latent.variance.clamp_min(0).numpy()
+            noise = (observed.variance - latent.variance).clamp_min(0).numpy()
+        return mean, var, noise
+
+    def _state(self) -> dict[str, NDArray[Any]]:
+        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+
+    def _restore(self, state: Mapping[str, NDArray[Any]]) -> None:
+        import torch
+
+        model = self._build(self._train["x"], self._train["y"], self._train.get("yvar"))
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        model.eval()
+        self.model = model
