@@ -24,12 +24,15 @@ from pydantic import (
     Field,
     PositiveInt,
     PrivateAttr,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
+from twinforge.active.config import AdaptiveSamplerConfig, XoptSamplerConfig
 from twinforge.campaign.executors import ExecutorConfig
 from twinforge.config import StrictModel
+from twinforge.errors import ConfigError
 from twinforge.simulation.base import Simulator
 from twinforge.space import ParameterSpace, Points, ResolvedSpace, SamplerConfig, sample_points
 
@@ -148,7 +151,11 @@ class CampaignConfig(_Simulates):
 
     kind: Literal["campaign"] = "campaign"
     name: str = Field(description="campaign name; its journal in the catalogue is keyed by it")
-    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    sampler: SamplerConfig | AdaptiveSamplerConfig | XoptSamplerConfig = Field(
+        default_factory=SamplerConfig,
+        description="grid | random | sobol | lhs (drawn up front), adaptive | xopt (chosen as "
+        "results come in: one point per job, points_per_job replicates)",
+    )
     total_points: PositiveInt = Field(
         1000,
         validation_alias=AliasChoices("total_points", "total_events"),
@@ -165,11 +172,39 @@ class CampaignConfig(_Simulates):
     output_dir: str = Field("campaigns/{name}", description="shards and merged file go here")
     compression: Literal["gzip", "lzf", "none"] = "gzip"
 
+    @field_validator("sampler", mode="before")
+    @classmethod
+    def _sampler(cls, value: Any) -> Any:
+        """Dispatch on ``kind`` (one clear error instead of one per union member)."""
+        if isinstance(value, dict):
+            kind = value.get("kind")
+            if kind == "adaptive":
+                return AdaptiveSamplerConfig.model_validate(value)
+            if kind == "xopt":
+                return XoptSamplerConfig.model_validate(value)
+            return SamplerConfig.model_validate(value)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> CampaignConfig:
         if not self.name or "/" in self.name or self.name.strip() != self.name:
             raise ValueError(f"name must be a non-empty word without '/', got {self.name!r}")
+        if self.adaptive:
+            assert isinstance(self.sampler, AdaptiveSamplerConfig | XoptSamplerConfig)
+            simulator = self.make_simulator()
+            scalars = [o.name for o in simulator.outputs() if o.shape == ()]
+            for name in self.sampler.outputs:
+                if name not in scalars:
+                    raise ValueError(
+                        f"sampler: {name!r} is not a scalar output of simulator "
+                        f"{simulator.name} ({', '.join(scalars) or 'it has none'})"
+                    )
         return self
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether points are chosen as results come in (no up-front design)."""
+        return not isinstance(self.sampler, SamplerConfig)
 
     @property
     def n_jobs(self) -> int:
@@ -181,7 +216,14 @@ class CampaignConfig(_Simulates):
         return path if path.is_absolute() or base is None else base / path
 
     def points(self) -> Points:
-        """All ``total_points`` points (deterministic in the sampler seed)."""
+        """All ``total_points`` points (deterministic in the sampler seed).
+
+        Raises:
+            ConfigError: an adaptive campaign, whose points are not known in advance.
+        """
+        if not isinstance(self.sampler, SamplerConfig):
+            raise ConfigError(f"campaign {self.name!r} is adaptive: its points are chosen as "
+                              "it runs")  # fmt: skip
         return sample_points(self.resolved_space, self.sampler, self.total_points)
 
     def job_slices(self) -> list[slice]:

@@ -1,7 +1,9 @@
 """Executors: where campaign jobs run.
 
 One small protocol, :class:`Executor`, with ``run(fn, items)`` yielding ``(item, result)`` pairs
-as jobs finish (a failed job yields its exception as the result). Implementations:
+as jobs finish (a failed job yields its exception as the result), and a streaming form for
+adaptive campaigns, which choose each job when a slot frees: ``submit(fn, item)`` then
+``next_completed()``, with ``slots`` jobs running at once. Implementations:
 
 - ``local``: in the calling process, one job after another (tests, debugging);
 - ``dask``: a Dask ``LocalCluster`` of worker *processes* (one per core by default, one thread
@@ -80,11 +82,39 @@ class Executor(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def slots(self) -> int:
+        """How many jobs run at once (the workers)."""
+        ...
+
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        """Start ``fn(item)``; its result comes from :meth:`next_completed`."""
+        ...
+
+    def next_completed(self) -> tuple[Any, Any]:
+        """``(item, result_or_exception)`` of a submitted job once one finishes (blocks)."""
+        ...
+
 
 class InProcessExecutor:
     """Runs jobs one after another in this process."""
 
     description = "in-process"
+    slots = 1
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[Callable[[Any], Any], Any]] = []
+
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        self._queue.append((fn, item))
+
+    def next_completed(self) -> tuple[Any, Any]:
+        fn, item = self._queue.pop(0)
+        try:
+            result = fn(item)
+        except Exception as exc:  # a failed job is reported, not raised
+            result = exc
+        return item, result
 
     def run(
         self, fn: Callable[[T], R], items: Iterable[T]
@@ -103,6 +133,33 @@ class DaskExecutor:
     def __init__(self, client: Any, description: str) -> None:
         self.client = client
         self.description = description
+        self._stream: Any = None
+        self._items: dict[str, Any] = {}
+
+    @property
+    def slots(self) -> int:
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        from distributed import as_completed
+
+        future = self.client.submit(fn, item, pure=False)
+        self._items[future.key] = item
+        if self._stream is None:
+            self._stream = as_completed([future])
+        else:
+            self._stream.add(future)
+
+    def next_completed(self) -> tuple[Any, Any]:
+        future = next(self._stream)
+        item = self._items.pop(future.key)
+        try:
+            result: Any = future.result()
+        except Exception as exc:
+            result = exc
+        future.release()
+        return item, result
 
     def run(
         self, fn: Callable[[T], R], items: Iterable[T]

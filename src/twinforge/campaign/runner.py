@@ -76,6 +76,8 @@ class CampaignReport:
     seconds: float = 0.0
     startup_seconds: float = 0.0  # starting the executor (cluster, worker processes)
     executor: str = ""
+    stopped: str = ""  # adaptive campaigns: why no new job was started (budget, target error)
+    predicted_error: dict[str, float] | None = None  # adaptive: the surrogate's RMSE estimate
 
     @property
     def complete(self) -> bool:
@@ -147,13 +149,13 @@ def open_campaign(
         CatalogError: a campaign of that name exists with a different config.
     """
     shard_dir = config.output_path(base_dir).resolve() / "shards"
-    payloads = _payloads(config, shard_dir)
+    payloads = {} if config.adaptive else _payloads(config, shard_dir)
     stored = catalog.find(config.name, "campaigns")
     # the set-up's content, not only file names: an edited detector or lattice file must not
     # mix two set-ups in one campaign
     wanted = {
         **config.model_dump(mode="json"),
-        "simulator_setup": payloads[next(iter(payloads))].options,
+        "simulator_setup": config.make_simulator().worker_options(),
     }
     if stored is None:
         simulator = config.make_simulator()
@@ -180,6 +182,10 @@ def open_campaign(
                 f"campaign {config.name!r} ({record.global_id}) exists with a different config "
                 f"({', '.join(changed)} changed); give the new campaign another name"
             )
+    if config.adaptive:  # jobs are proposed as the campaign runs: those so far
+        from twinforge.campaign.adaptive import recorded_payloads
+
+        return record, recorded_payloads(config, catalog, record.global_id, shard_dir)
     space = config.resolved_space
     catalog.add_jobs(record.global_id, [_job_spec(p, space) for p in payloads.values()])
     return record, payloads
@@ -205,6 +211,11 @@ def run_campaign(
         CatalogError: the campaign is being run by another live process, or exists with a
             different config.
     """
+    if config.adaptive:
+        from twinforge.campaign.adaptive import run_adaptive
+
+        return run_adaptive(config, catalog, base_dir=base_dir, retry_failed=retry_failed,
+                            force=force, on_progress=on_progress)  # fmt: skip
     t0 = time.perf_counter()
     record, payloads = open_campaign(catalog, config, base_dir=base_dir)
     cid = record.global_id
@@ -214,23 +225,7 @@ def run_campaign(
 
     # resume: re-queue interrupted jobs, adopt shards that were completely written
     _check_no_live_run(catalog, cid, config.name, force=force)
-    for job in catalog.jobs(cid, state="running"):
-        if job.attempts > config.max_retries:  # it may be what killed its worker: stop here
-            catalog.set_job_state(
-                job.id, "failed", expected="running",
-                error=f"interrupted {job.attempts} times (does it crash its worker?)",
-            )  # fmt: skip
-    requeued = catalog.reset_jobs(cid, states=("running",))
-    failed_states = catalog.reset_jobs(
-        cid, states=("failed",), max_attempts=None if retry_failed else config.max_retries + 1
-    )
-    if requeued or failed_states:
-        log.info(
-            "resuming %s: %d interrupted and %d failed job(s) re-queued",
-            cid,
-            requeued,
-            failed_states,
-        )
+    _requeue(catalog, cid, config, retry_failed=retry_failed)
     report = CampaignReport(campaign_id=cid, total_jobs=len(payloads), done=0)
     simulator = config.make_simulator()
     pending: list[JobRecord] = []
@@ -293,22 +288,11 @@ def run_campaign(
                     points += result.n_points
                     failed_now.pop(payload.key, None)
                 else:
-                    error = f"{type(result).__name__}: {result}"
-                    rec = catalog.set_job_state(
-                        job_id, "failed", error=error, expected="running",
-                        exit_code=getattr(result, "exit_code", None),
-                        stderr_tail=getattr(result, "stderr_tail", None),
-                    )  # fmt: skip
-                    # a failure that will always repeat (a bad template, a bad value) is not
-                    # retried; a crash or a timeout may pass
-                    retryable = getattr(result, "retryable", not isinstance(result, ConfigError))
-                    log.warning(
-                        "%s (%s) failed, attempt %d%s: %s", payload.key, cid, rec.attempts,
-                        "" if retryable else ", not retried", error,
-                    )  # fmt: skip
+                    error, rec = _record_failure(catalog, job_id, payload.key, result)
                     failed_now[payload.key] = error
-                    if retryable and rec.attempts <= config.max_retries:
-                        retry.append(catalog.set_job_state(job_id, "pending", expected="failed"))
+                    again = _requeue_failed(catalog, rec, result, config)
+                    if again is not None:
+                        retry.append(again)
                 notify()
             pending = retry
     report.failed = failed_now
@@ -404,6 +388,58 @@ def merge_campaign(
         files=[(out, n_events)],
         campaign_id=record.global_id,
     )
+
+
+def _record_failure(
+    catalog: Catalog, job_id: Any, key: str, result: BaseException
+) -> tuple[str, JobRecord]:
+    """Journal a failed attempt (error, exit code, stderr tail); the error line and record."""
+    error = f"{type(result).__name__}: {result}"
+    rec = catalog.set_job_state(
+        job_id, "failed", error=error, expected="running",
+        exit_code=getattr(result, "exit_code", None),
+        stderr_tail=getattr(result, "stderr_tail", None),
+    )  # fmt: skip
+    log.warning("%s failed, attempt %d%s: %s", key, rec.attempts,
+                "" if _retryable(result) else ", not retried", error)  # fmt: skip
+    return error, rec
+
+
+def _retryable(result: BaseException) -> bool:
+    # a failure that will always repeat (a bad template, a bad value) is not retried; a crash
+    # or a timeout may pass
+    return bool(getattr(result, "retryable", not isinstance(result, ConfigError)))
+
+
+def _requeue_failed(
+    catalog: Catalog, rec: JobRecord, result: BaseException, config: CampaignConfig
+) -> JobRecord | None:
+    """The failed job back to pending when it may pass and has retries left, else None."""
+    if _retryable(result) and rec.attempts <= config.max_retries:
+        return catalog.set_job_state(rec.id, "pending", expected="failed")
+    return None
+
+
+def _requeue(catalog: Catalog, cid: str, config: CampaignConfig, *, retry_failed: bool) -> None:
+    """Resume: interrupted jobs back to pending (unless they were interrupted too often, which
+    suggests they kill their worker), failed ones with retries left too."""
+    for job in catalog.jobs(cid, state="running"):
+        if job.attempts > config.max_retries:  # it may be what killed its worker: stop here
+            catalog.set_job_state(
+                job.id, "failed", expected="running",
+                error=f"interrupted {job.attempts} times (does it crash its worker?)",
+            )  # fmt: skip
+    requeued = catalog.reset_jobs(cid, states=("running",))
+    failed_states = catalog.reset_jobs(
+        cid, states=("failed",), max_attempts=None if retry_failed else config.max_retries + 1
+    )
+    if requeued or failed_states:
+        log.info(
+            "resuming %s: %d interrupted and %d failed job(s) re-queued",
+            cid,
+            requeued,
+            failed_states,
+        )
 
 
 def _check_no_live_run(catalog: Catalog, campaign_id: str, name: str, *, force: bool) -> None:

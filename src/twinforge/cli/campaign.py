@@ -64,6 +64,9 @@ def run(
         f"({report.ran} run now, {report.skipped} already done, {report.adopted} adopted), "
         f"{report.points} {noun} in {report.seconds:.1f} s on {report.executor}"
     )
+    if report.stopped:
+        error = ", ".join(f"{k} {v:.3g}" for k, v in (report.predicted_error or {}).items())
+        say(f"stopped: {report.stopped}" + (f"; predicted RMSE {error}" if error else ""))
     if report.failed:
         table = Table("job", "error", title="failed jobs")
         for key, error in sorted(report.failed.items()):

@@ -171,3 +171,15 @@ class OutputFormat(ABC):
     @abstractmethod
     def input_column(cls, path: Path, name: str) -> NDArray[Any]:
         """The input ``name`` of every point of the file (to recognise a job's own file)."""
+
+    @classmethod
+    def observe(cls, path: Path) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+        """(inputs, scalar outputs) of every point of a job's file: what an adaptive sampler
+        learns from.
+
+        Raises:
+            ConfigError: the format holds no scalar outputs.
+        """
+        from twinforge.errors import ConfigError
+
+        raise ConfigError(f"{cls.__name__} files hold no scalar outputs to learn from")

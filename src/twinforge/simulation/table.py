@@ -75,3 +75,10 @@ class TableFormat(OutputFormat):
     def input_column(cls, path: Path, name: str) -> NDArray[Any]:
         with ResultFile(path) as f:
             return f.inputs()[name]
+
+    @classmethod
+    def observe(cls, path: Path) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+        with ResultFile(path) as f:
+            outputs = {k: v for k, v in f.outputs().items()
+                       if v.ndim == 1 and v.dtype.kind in "fiu"}  # fmt: skip
+            return f.inputs(), outputs

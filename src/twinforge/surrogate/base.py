@@ -192,6 +192,11 @@ class Surrogate(ABC):
         """(mean, latent variance, noise variance), each ``(n, m)``."""
 
     @abstractmethod
+    def joint_covariance(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``(n_outputs, n, n)``: covariance of the latent function between the encoded points
+        ``x (n, d)``, in the outputs' units (what acquisitions condition on)."""
+
+    @abstractmethod
     def posterior(self, x: Any) -> Any:
         """BoTorch posterior over the outputs at encoded ``x`` (a ``(b, q, d)`` tensor),
         differentiable where the model allows (acquisition functions use it)."""

@@ -170,6 +170,16 @@ class EnsembleSurrogate(Surrogate):
         values = values.movedim(0, -3) if values.dim() > 3 else values
         return EnsemblePosterior(values)
 
+    def joint_covariance(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        import torch
+
+        with torch.no_grad():
+            mean, _ = self._raw(torch.as_tensor(x))
+        members = mean.numpy() * self._scale["sd"] + self._scale["mu"]  # (s, n, m)
+        dev = members - members.mean(axis=0)
+        cov = np.einsum("sim,sjm->mij", dev, dev) / (len(members) - 1)
+        return cov * self._scale["inflate"][:, None, None]
+
     def _predict(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
         import torch
 

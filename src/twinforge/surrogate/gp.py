@@ -109,6 +109,15 @@ class GPSurrogate(Surrogate):
     def posterior(self, x: Any, observation_noise: bool = False) -> Any:
         return self.model.posterior(x, observation_noise=observation_noise)
 
+    def joint_covariance(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        import torch
+
+        tx = torch.as_tensor(x, dtype=torch.float64)
+        with torch.no_grad():
+            return np.stack(
+                [sub.posterior(tx).mvn.covariance_matrix.numpy() for sub in self.model.models]
+            )
+
     def _predict(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
         import torch
 
