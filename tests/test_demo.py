@@ -33,6 +33,8 @@ TINY = QUICK.replace(
     bench_budget_s=0.0,
     bench_isolate=False,
     xsuite_points=32,
+    adaptive_points=12,
+    adaptive_test_points=40,
 )
 
 
@@ -40,7 +42,7 @@ def test_demo_runs_the_chain(tmp_path: Path) -> None:
     steps: list[str] = []
     result = run_demo(tmp_path / "demo", profile=TINY, overrides=SYNTHETIC, on_step=steps.append)
     assert list(result.steps) == steps
-    assert len(steps) == 10
+    assert len(steps) == 11
     assert {"verify checksums", "export ONNX", "export RO-Crate"} <= set(steps)
     with ShowerFile(result.shower_file) as f:
         assert f.n_events == 400
@@ -74,8 +76,16 @@ def test_demo_runs_the_chain(tmp_path: Path) -> None:
     assert result.crate == result.crates["dataset"]
     assert {p.name for p in (result.workdir / "configs").iterdir()} == {
         "training-campaign.yaml", "reference-campaign.yaml", "train.yaml", "validation.yaml",
-        "xsuite-campaign.yaml",
+        "xsuite-campaign.yaml", "adaptive-campaign.yaml",
     }  # fmt: skip
+    adaptive = result.figures["adaptive"]
+    assert adaptive["points"] == 12
+    assert adaptive["rmse_adaptive"] > 0
+    assert adaptive["rmse_sobol"] > 0
+    with Catalog.open(result.catalog, create=False) as cat:
+        assert cat.get(result.surrogate_id).path == str(result.surrogate_dir)
+        jobs = cat.jobs(cat.find("xsuite-adaptive", "campaigns").global_id)
+        assert [j.parameters["proposed_by"] for j in jobs] == ["sobol"] * 8 + ["nipv"] * 4
     xsuite = result.figures["xsuite"]
     assert xsuite["points"] == 32
     assert 0.0 < xsuite["stable_fraction"] <= 1.0

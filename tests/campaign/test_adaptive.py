@@ -134,3 +134,41 @@ def test_bad_config(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     with pytest.raises(ConfigError, match="is adaptive"):
         cfg.points()
+
+
+def test_calorimeter_response_and_resolution(tmp_path: Path, catalog: Catalog) -> None:
+    """Shower simulators: each job's showers at one point give its response and resolution,
+    with their statistical variances (a heteroscedastic GP); categories (the particle) work."""
+    cfg = CampaignConfig.model_validate({
+        "name": "calo",
+        "simulator": {"name": "synthetic-test", "detector": "tiny"},
+        "space": {"energy": {"min": "1 GeV", "max": "16 GeV"}, "particle": ["e-", "gamma"],
+                  "theta": {"min": 0.0, "max": 0.3}},
+        "sampler": {"kind": "adaptive", "objectives": {"response": "explore",
+                    "resolution": "explore"}, "initial_points": 6, "candidates": 256,
+                    "mc_points": 128},
+        "total_points": 14 * 20,
+        "points_per_job": 20,
+        "executor": {"kind": "local"},
+        "output_dir": str(tmp_path / "{name}"),
+    })  # fmt: skip
+    report = run_campaign(cfg, catalog)
+    assert report.complete
+    assert set(report.predicted_error) == {"response", "resolution"}
+    particles = {j.parameters["point"]["particle"] for j in catalog.jobs(report.campaign_id)}
+    assert particles == {11, 22}
+    merge_campaign(catalog, cfg)
+    from twinforge.surrogate import create, read_observations
+
+    data = read_observations(tmp_path / "calo" / "calo.h5")
+    assert len(data) == 14
+    assert data.exact_variances
+    assert set(data.values) == {"response", "resolution"}
+    assert np.all(data.variances["response"] > 0)
+    model = create("gp").fit(data)
+    pred = model.predict({"energy": [4000.0], "particle": [11], "theta": [0.1], "phi": [0.0]})
+    assert 0 < pred.mean["response"][0] < 1.5
+    with pytest.raises(ValueError, match="'showers' is not a scalar output"):
+        CampaignConfig.model_validate(
+            {**cfg.model_dump(mode="json"), "sampler": {"kind": "adaptive",
+             "objectives": {"showers": "explore"}}})  # fmt: skip

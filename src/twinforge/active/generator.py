@@ -78,6 +78,7 @@ class SurrogateGenerator(Generator):
         self.failed: list[dict[str, Any]] = []
         self.model: Surrogate | None = None
         self._fitted_on = -1
+        self._full_fit_size = 0
         self.proposed_by: dict[int, str] = {}
         """How each suggested point was chosen: ``sobol`` (initial design), the acquisition's
         name, or ``random`` (too few finite results to fit yet)."""
@@ -171,11 +172,24 @@ class SurrogateGenerator(Generator):
         names = self.space.names
         points = {k: np.asarray([r[k] for r in self.rows]) for k in names}
         values = {k: np.asarray([float(r[k]) for r in self.rows]) for k in self.outputs}
-        grouped, means, variances, counts = group_replicates(points, values)
-        if len(counts) < max(3, len([d for d in self.space.dimensions if not d.constant]) + 1):
+        exact = all(f"{k}_var" in r for r in self.rows for k in self.outputs)
+        if exact:  # each result knows its own noise (e.g. a calorimeter point's statistics)
+            variances = {k: np.asarray([float(r[f"{k}_var"]) for r in self.rows])
+                         for k in self.outputs}  # fmt: skip
+            ones = np.ones(len(self.rows), dtype=np.int64)
+            data = Observations(self.space, points, values, variances, ones, exact_variances=True)
+        else:
+            grouped, means, variances, counts = group_replicates(points, values)
+            data = Observations(self.space, grouped, means, variances, counts)
+        if len(data) < max(3, len([d for d in self.space.dimensions if not d.constant]) + 1):
             return None
-        data = Observations(self.space, grouped, means, variances, counts)
-        self.model = create(self.config.surrogate, self.config.surrogate_options).fit(data)
+        # warm start from the last fit; a full fit (several starts) each time the data have
+        # grown by a quarter, so a poor optimum is not carried along
+        full = self.model is None or len(data) >= 1.25 * self._full_fit_size
+        model = create(self.config.surrogate, self.config.surrogate_options)
+        self.model = model.fit(data, warm_start=None if full else self.model)
+        if full:
+            self._full_fit_size = len(data)
         self._fitted_on = len(self.rows)
         return self.model
 

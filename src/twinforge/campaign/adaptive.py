@@ -162,13 +162,15 @@ def make_generator(config: CampaignConfig) -> Any:
 
 
 def _rows(path: Path, simulator: Any, job_id: int | None) -> list[dict[str, Any]]:
-    """A finished job's points and scalar outputs as gest-api result dicts."""
-    inputs, outputs = simulator.format.observe(path)
+    """A finished job's observations as gest-api result dicts (each output's variance, where
+    the format knows it, under ``<output>_var``)."""
+    inputs, outputs, variances = simulator.format.observe(path)
     n = len(next(iter(inputs.values())))
     rows = []
     for i in range(n):
         row = {k: _plain(v[i]) for k, v in inputs.items()}
         row |= {k: float(v[i]) for k, v in outputs.items()}
+        row |= {f"{k}_var": float(v[i]) for k, v in (variances or {}).items()}
         if job_id is not None:
             row["_id"] = job_id
         rows.append(row)

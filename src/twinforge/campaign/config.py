@@ -192,7 +192,7 @@ class CampaignConfig(_Simulates):
         if self.adaptive:
             assert isinstance(self.sampler, AdaptiveSamplerConfig | XoptSamplerConfig)
             simulator = self.make_simulator()
-            scalars = [o.name for o in simulator.outputs() if o.shape == ()]
+            scalars = [o.name for o in simulator.format.observables(simulator)]
             for name in self.sampler.outputs:
                 if name not in scalars:
                     raise ValueError(

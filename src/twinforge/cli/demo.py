@@ -108,6 +108,8 @@ def _print_outputs(result: DemoResult) -> None:
     say(f"benchmark      : {result.bench_json}, {result.bench_plot}")
     if result.xsuite_file is not None:
         say(f"Xsuite results : {result.xsuite_file} (dataset {result.xsuite_id})")
+    if result.surrogate_dir is not None:
+        say(f"surrogate      : {result.surrogate_dir} (model {result.surrogate_id})")
     crates = ", ".join(str(path) for path in result.crates.values())
     say(f"RO-Crates      : {crates}")
 
@@ -148,6 +150,23 @@ def _print_figures(result: DemoResult) -> None:
             f"{xs['qx_range'][0]:.3f}-{xs['qx_range'][1]:.3f}, median transmission "
             f"{xs['transmission_median']:.3f}"
         )
+    ad = f.get("adaptive")
+    if ad:
+        say(_adaptive_line(ad))
+
+
+def _adaptive_line(ad: dict[str, Any]) -> str:
+    """The adaptive campaign's surrogate error against Sobol's on the same budget."""
+    n, mm = ad["points"], 1e3  # beam sizes in m, printed in mm
+    line = (
+        f"adaptive       : {ad['output']} surrogate RMSE {ad['rmse_adaptive'] * mm:.3g} mm "
+        f"after {n} simulations; Sobol {ad['rmse_sobol'] * mm:.3g} mm after {n}"
+    )
+    matched = ad.get("sobol_points_to_match")
+    if matched is None:
+        up_to = ad["sobol_checked_up_to"]
+        return line + f"; Sobol does not match it within {up_to} (saving >= {up_to / n:.1f}x)"
+    return line + f"; Sobol needs {matched} to match it ({matched / n:.2g}x the simulations)"
 
 
 def _speed_line(f: dict[str, Any]) -> str:

@@ -173,12 +173,19 @@ class OutputFormat(ABC):
         """The input ``name`` of every point of the file (to recognise a job's own file)."""
 
     @classmethod
-    def observe(cls, path: Path) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
-        """(inputs, scalar outputs) of every point of a job's file: what an adaptive sampler
-        learns from.
+    def observables(cls, simulator: Simulator) -> list[Output]:
+        """The scalar quantities :meth:`observe` gives (what an adaptive sampler or a
+        surrogate can learn): by default the simulator's scalar outputs."""
+        return [o for o in simulator.outputs() if o.shape == ()]
+
+    @classmethod
+    def observe(
+        cls, path: Path
+    ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]], dict[str, NDArray[Any]] | None]:
+        """(inputs, observables, their variances or None) of a file, one row per observation.
 
         Raises:
-            ConfigError: the format holds no scalar outputs.
+            ConfigError: the format holds nothing to learn from.
         """
         from twinforge.errors import ConfigError
 

@@ -206,5 +206,47 @@ class ShowerFormat(OutputFormat):
             raise ShowerFileError(f"{path}: shower files have no input {name!r}")
         return points[name]
 
+    @classmethod
+    def observables(cls, simulator: Simulator) -> list[Output]:
+        return [
+            Output("response", None, (), "float64",
+                   "mean visible energy (sum of the readout) / incident energy, per point"),
+            Output("resolution", None, (), "float64",
+                   "relative spread (std / mean) of the visible fraction, per point"),
+        ]  # fmt: skip
+
+    @classmethod
+    def observe(
+        cls, path: Path
+    ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]], dict[str, NDArray[Any]] | None]:
+        """One row per distinct point (particle, energy, angles) of the file: the mean visible
+        fraction ``r`` of its showers and their relative spread ``s = std / mean``, with their
+        statistical variances ``var(r) = std^2 / n`` and ``var(s) ~ s^2 (1 / (2 (n - 1)) +
+        s^2 / n)`` (Gaussian approximation). Points with fewer than 2 showers are left out."""
+        with ShowerFile(path) as f:
+            cond, showers = f.read()
+        points = points_of(cond)
+        fraction = showers.sum(axis=1, dtype=np.float64) / cond.energy
+        keys = np.stack([points[k].astype(np.float64) for k in ("particle", "energy", "theta",
+                                                               "phi")], axis=1)  # fmt: skip
+        _, first, group, counts = np.unique(keys, axis=0, return_index=True,
+                                            return_inverse=True, return_counts=True)  # fmt: skip
+        group = group.ravel()
+        total = np.bincount(group, weights=fraction)
+        mean = total / counts
+        dev = np.bincount(group, weights=(fraction - mean[group]) ** 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            std = np.sqrt(dev / (counts - 1))
+            spread = std / mean
+            var_mean = std**2 / counts
+            var_spread = spread**2 * (1 / (2 * (counts - 1)) + spread**2 / counts)
+        keep = counts >= 2
+        order = np.argsort(first[keep])
+        rows = first[keep][order]
+        inputs = {k: v[rows] for k, v in points.items()}
+        values = {"response": mean[keep][order], "resolution": spread[keep][order]}
+        variances = {"response": var_mean[keep][order], "resolution": var_spread[keep][order]}
+        return inputs, values, variances
+
 
 CalorimeterSimulator.format = ShowerFormat

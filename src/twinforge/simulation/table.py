@@ -77,8 +77,11 @@ class TableFormat(OutputFormat):
             return f.inputs()[name]
 
     @classmethod
-    def observe(cls, path: Path) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+    def observe(
+        cls, path: Path
+    ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]], dict[str, NDArray[Any]] | None]:
+        """Every row: its inputs and scalar outputs (noise unknown: replicates tell it)."""
         with ResultFile(path) as f:
             outputs = {k: v for k, v in f.outputs().items()
                        if v.ndim == 1 and v.dtype.kind in "fiu"}  # fmt: skip
-            return f.inputs(), outputs
+            return f.inputs(), outputs, None

@@ -76,11 +76,16 @@ class Surrogate(ABC):
         self.units: dict[str, str | None] = {}
         self.sources: dict[str, Any] = {}
         self._train: dict[str, NDArray[np.float64]] = {}
+        self._warm_start: Surrogate | None = None
 
     # ------------------------------------------------------------------ public API
 
-    def fit(self, data: Observations) -> Surrogate:
+    def fit(self, data: Observations, *, warm_start: Surrogate | None = None) -> Surrogate:
         """Fit every output of ``data``; returns self.
+
+        ``warm_start``: a fitted surrogate of the same kind and outputs (the previous fit of a
+        growing data set) whose hyper-parameters are the starting point; a surrogate that has
+        no such notion ignores it.
 
         Raises:
             ConfigError: fewer points than the surrogate needs, or fewer than one per
@@ -100,14 +105,25 @@ class Surrogate(ABC):
         self.sources = dict(data.sources)
         x = encoder.encode(data.points)
         y = np.column_stack([data.values[k] for k in self.outputs])
-        yvar = (
-            None
-            if data.variances is None
-            else np.column_stack([shrink_variances(np.maximum(data.variances[k], 0.0),
-                                                   data.replicates) for k in self.outputs])
-        )  # fmt: skip
+        yvar = None
+        if data.variances is not None:
+            yvar = np.column_stack([np.maximum(data.variances[k], 0.0) for k in self.outputs])
+            if not data.exact_variances:
+                yvar = np.column_stack([shrink_variances(yvar[:, j], data.replicates)
+                                        for j in range(yvar.shape[1])])  # fmt: skip
         self._train = {"x": x, "y": y} | ({"yvar": yvar} if yvar is not None else {})
-        self._fit(x, y, yvar)
+        same = (
+            warm_start is not None
+            and warm_start.name == self.name
+            and warm_start.outputs == self.outputs
+            and warm_start.encoder is not None
+            and warm_start.encoder.names == encoder.names
+        )
+        self._warm_start = warm_start if same else None
+        try:
+            self._fit(x, y, yvar)
+        finally:
+            self._warm_start = None
         return self
 
     def predict(

@@ -28,7 +28,9 @@ class Observations:
     """``n`` observed points of ``space``: ``points`` (name -> ``(n,)``), ``values`` and
     ``variances`` (output -> ``(n,)``; variances None where unknown) and ``replicates`` (rows
     averaged per point, ``(n,)``). ``units``: output -> unit; ``sources``: the files and jobs
-    they came from (recorded with the surrogate)."""
+    they came from (recorded with the surrogate). Variances from replicates are shrunk towards
+    their pooled value before fitting (:func:`shrink_variances`); ``exact_variances`` ones are
+    not."""
 
     space: ResolvedSpace
     points: Points
@@ -37,6 +39,9 @@ class Observations:
     replicates: NDArray[np.int64]
     units: dict[str, str | None] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
+    exact_variances: bool = False
+    """True: the variances come with the data (a point's counting statistics), not from a few
+    replicates, and are used as they are."""
 
     def __len__(self) -> int:
         return len(self.replicates)
@@ -114,14 +119,8 @@ def read_observations(
         ConfigError: an unknown or non-scalar output (the file's are listed), no space known,
             a point outside the space, a non-finite value, an empty file.
     """
-    from twinforge.results import ResultFile
-
     path = Path(path)
-    with ResultFile(path) as f:
-        provenance = f.provenance
-        inputs = f.inputs()
-        table = f.outputs()
-        units = f.units()
+    provenance, inputs, table, known, units = _read(path)
     scalar = [k for k, v in table.items() if v.ndim == 1 and v.dtype.kind in "fiu"]
     wanted = list(outputs) if outputs else [k for k in scalar if table[k].dtype.kind == "f"]
     for name in wanted:
@@ -142,7 +141,12 @@ def read_observations(
                 f"{path}: output {name!r} is not finite at {int(bad.sum())} point(s) "
                 f"(first: row {int(np.flatnonzero(bad)[0])}); drop them before fitting"
             )
-    grouped, means, variances, counts = group_replicates(points, values)
+    if known is not None:  # one row per point already, with its statistical variance
+        grouped, means = points, values
+        variances: dict[str, NDArray[np.float64]] | None = {k: known[k] for k in wanted}
+        counts = np.ones(len(next(iter(values.values()))), dtype=np.int64)
+    else:
+        grouped, means, variances, counts = group_replicates(points, values)
     if not len(counts):
         raise ConfigError(f"{path}: no point to learn from")
     return Observations(
@@ -151,6 +155,7 @@ def read_observations(
         values=means,
         variances=variances,
         replicates=counts,
+        exact_variances=known is not None,
         units={name: units.get(name) for name in wanted},
         sources={
             "file": str(path),
@@ -162,6 +167,30 @@ def read_observations(
             or sorted({*provenance.get("seeds", {})}),
         },
     )
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, NDArray[Any]], dict[str, NDArray[Any]],
+                               dict[str, NDArray[Any]] | None, dict[str, str]]:  # fmt: skip
+    """(provenance, inputs, observables, their variances or None, units) of a result table or,
+    through the calorimeter format, of a shower file (response and resolution per point)."""
+    from twinforge.errors import ShowerFileError
+    from twinforge.results import ResultFile, ResultFileError
+
+    try:
+        with ResultFile(path) as f:
+            return f.provenance, f.inputs(), f.outputs(), None, f.units()
+    except (ResultFileError, OSError, KeyError) as table_error:
+        from twinforge.showers import ShowerFile
+        from twinforge.simulation.calorimeter import ShowerFormat
+
+        try:
+            with ShowerFile(path) as sf:
+                provenance = sf.provenance
+            inputs, values, variances = ShowerFormat.observe(path)
+        except (ShowerFileError, OSError, KeyError):
+            raise ConfigError(f"{path}: neither a result table nor a shower file "
+                              f"({table_error})") from None  # fmt: skip
+        return provenance, inputs, values, variances, {}
 
 
 def _space(
