@@ -103,6 +103,8 @@ def learning_curve(
     gen = SurrogateGenerator(vocs, config, space=problem.space)
     done = 0
     marks = sorted(checkpoints)
+    chosen: dict[str, list[Any]] = {k: [] for k in problem.space.names}
+    values: list[float] = []
     while done < budget:
         t0 = time.perf_counter()
         proposed = gen.suggest(min(batch, budget - done))
@@ -112,16 +114,15 @@ def learning_curve(
         y = _simulate(problem, cols, sim_seed, done)
         curve.simulation_seconds += time.perf_counter() - t0
         gen.ingest([{**p, problem.output: float(v)} for p, v in zip(proposed, y, strict=True)])
+        for k in chosen:
+            chosen[k] += [p[k] for p in proposed]
+        values += [float(v) for v in y]
         done += len(proposed)
         while marks and done >= marks[0]:
-            model = gen.fit()
-            if model is None:  # too few finite results yet: fit what there is
-                error = float("nan")
-            else:
-                pred = model.predict(problem.test_points).mean[problem.output]
-                error = rmse(pred, problem.truth)
+            # judged like the other designs: a fresh fit of the same surrogate on its points
+            points = {k: np.asarray(v) for k, v in chosen.items()}
             curve.n.append(marks.pop(0))
-            curve.rmse.append(error)
+            curve.rmse.append(_fit_rmse(problem, points, np.asarray(values)))
     return curve
 
 
