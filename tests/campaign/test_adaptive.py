@@ -168,6 +168,14 @@ def test_calorimeter_response_and_resolution(tmp_path: Path, catalog: Catalog) -
     model = create("gp").fit(data)
     pred = model.predict({"energy": [4000.0], "particle": [11], "theta": [0.1], "phi": [0.0]})
     assert 0 < pred.mean["response"][0] < 1.5
+    # the surrogate knows its simulator: a prediction is checked with real showers
+    from twinforge.cli.surrogate import _verify
+
+    point = {"energy": 4000.0, "particle": 11, "theta": 0.1, "phi": 0.0}
+    check = _verify(model, point, "response", 20, seed=3)
+    assert check["n"] == 20
+    assert abs(check["mean"] - pred.mean["response"][0]) < 5 * (check["sem"] + pred.std(
+        "response")[0])  # fmt: skip
     with pytest.raises(ValueError, match="'showers' is not a scalar output"):
         CampaignConfig.model_validate(
             {**cfg.model_dump(mode="json"), "sampler": {"kind": "adaptive",

@@ -187,10 +187,21 @@ def _verify(model: Any, point: dict[str, Any], output: str, n: int, seed: int) -
         raise ConfigError("the surrogate does not record its simulator; cannot verify")
     sim = registry.create(name, model.sources.get("simulator_setup") or {})
     points = {k: np.repeat(np.asarray([v]), n) for k, v in point.items()}
-    values = np.asarray(sim.run(points, seed=seed).outputs[output], dtype=float)
-    return {"n": n, "mean": float(values.mean()),
-            "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-            "values": values.tolist()}  # fmt: skip
+    result = sim.run(points, seed=seed)
+    if output in result.outputs:  # a table: n independent values
+        values = np.asarray(result.outputs[output], dtype=float)
+        return {"n": n, "mean": float(values.mean()),
+                "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+                "values": values.tolist()}  # fmt: skip
+    # a per-point observable of the format (a calorimeter's response from n showers)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"verify{sim.format.suffix}"
+        sim.format.write(path, sim, points, result, sim.provenance())
+        _, observed, variances = sim.format.observe(path)
+    sem = float(np.sqrt(variances[output][0])) if variances else float("nan")
+    return {"n": n, "mean": float(observed[output][0]), "sem": sem}
 
 
 @app.command("plot")

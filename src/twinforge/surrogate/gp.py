@@ -1,13 +1,14 @@
 """Gaussian-process surrogates (BoTorch on GPyTorch): one exact GP per output.
 
-Each output gets a :class:`botorch.models.SingleTaskGP` (a Matern-5/2 kernel with one length
-scale per dimension over the unit cube the :class:`~twinforge.surrogate.encoding.SpaceEncoder`
-maps the space onto; a two-valued category, such as e-/gamma, is a dimension with the values 0
+Each output gets a :class:`botorch.models.SingleTaskGP` (BoTorch's default RBF kernel, one
+length scale per dimension with its dimension-scaled prior, over the unit cube the
+:class:`~twinforge.surrogate.encoding.SpaceEncoder` maps the space onto; a two-valued category, such as e-/gamma, is a dimension with the values 0
 and 1, on which any stationary kernel compares for equality) or, where a categorical dimension
 has more than two values, a :class:`botorch.models.MixedSingleTaskGP` whose categorical kernel
-compares categories for equality. Outputs are standardised. Where every observation carries its own noise variance
-(replicated points: ``train_Yvar``) the GP is heteroscedastic with that fixed noise; otherwise it
-learns one noise level per output. Hyper-parameters maximise the exact marginal likelihood
+compares categories for equality. Outputs are standardised. Where every observation carries its
+own noise variance (replicated points, a calorimeter point's statistics: ``train_Yvar``) the GP is
+heteroscedastic with that fixed noise; otherwise it learns one noise level per output.
+Hyper-parameters maximise the exact marginal likelihood from several starting length scales
 (``fit_gpytorch_mll``). The outputs together form a :class:`botorch.models.ModelListGP`, so
 acquisitions see one multi-output model.
 
