@@ -2,8 +2,9 @@
 
 Each output gets a :class:`botorch.models.SingleTaskGP` (BoTorch's default RBF kernel, one
 length scale per dimension with its dimension-scaled prior, over the unit cube the
-:class:`~twinforge.surrogate.encoding.SpaceEncoder` maps the space onto; a two-valued category, such as e-/gamma, is a dimension with the values 0
-and 1, on which any stationary kernel compares for equality) or, where a categorical dimension
+:class:`~twinforge.surrogate.encoding.SpaceEncoder` maps the space onto; a two-valued category,
+such as e-/gamma, is a dimension with the values 0 and 1, on which any stationary kernel
+compares for equality) or, where a categorical dimension
 has more than two values, a :class:`botorch.models.MixedSingleTaskGP` whose categorical kernel
 compares categories for equality. Outputs are standardised. Where every observation carries its
 own noise variance (replicated points, a calorimeter point's statistics: ``train_Yvar``) the GP is
