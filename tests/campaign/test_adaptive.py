@@ -51,6 +51,14 @@ def test_budget_journal_and_merge(tmp_path: Path, catalog: Catalog) -> None:
     errors = [j.provenance["predicted_error"]["y"] for j in jobs
               if "predicted_error" in j.provenance]  # fmt: skip
     assert errors[-1] < errors[0]
+    from twinforge.campaign.figures import error_curve, error_figure
+
+    curves = error_curve(jobs)
+    n, err = curves["y"]
+    assert n[-1] == 40
+    assert np.all(np.diff(n) > 0)
+    error_figure(curves, "t").savefig(tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 5000
     merge_campaign(catalog, cfg)
     with ResultFile(tmp_path / "campaigns" / "ad" / "ad.h5") as f:
         x = f.inputs()

@@ -111,6 +111,31 @@ def status(
         console.print(table)
 
 
+@app.command("plot")
+def plot(
+    campaign: str = typer.Argument(..., help="Campaign YAML, name or id (camp-N)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Figure to write (.png or .pdf)."),
+    catalog: str | None = catalog_option(),
+) -> None:
+    """An adaptive campaign's surrogate error (predicted RMSE) against simulations, from its
+    journal."""
+    from twinforge.campaign import campaign_status
+    from twinforge.campaign.figures import error_curve, error_figure
+    from twinforge.catalog import Catalog
+
+    name = _config(Path(campaign)).name if campaign.endswith((".yaml", ".yml")) else campaign
+    with Catalog.open(catalog, create=False) as cat:
+        record, jobs = campaign_status(cat, name)
+    curves = error_curve(jobs)
+    fig = error_figure(curves, f"{record.name} ({record.global_id}): error against simulations")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(out)
+    last = ", ".join(f"{k} {v[1][-1]:.3g} after {v[0][-1]}" for k, v in curves.items())
+    say(f"wrote {out} (predicted RMSE {last})")
+
+
 @app.command("merge")
 def merge(
     config: Path = typer.Argument(..., help="Campaign YAML (kind: campaign)."),
