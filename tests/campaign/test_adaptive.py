@@ -55,6 +55,7 @@ def test_budget_journal_and_merge(tmp_path: Path, catalog: Catalog) -> None:
 
     curves = error_curve(jobs)
     n, err = curves["y"]
+    assert np.all(err > 0)
     assert n[-1] == 40
     assert np.all(np.diff(n) > 0)
     error_figure(curves, "t").savefig(tmp_path / "curve.png")
