@@ -43,6 +43,9 @@ class Problem:
     truth: NDArray[np.float64]
     floor: float = 0.0
     target: float = 0.0
+    replicates: int = 1
+    """Simulations behind one observation: a calorimeter point's showers (its response and
+    resolution come from them, through the simulator's output format)."""
 
 
 @dataclass
@@ -64,8 +67,28 @@ class Curve:
 
 
 def _simulate(problem: Problem, points: Points, seed: int, first: int) -> NDArray[np.float64]:
-    out = problem.simulator.run(points, seed=seed, first_index=first).outputs[problem.output]
-    return np.asarray(out, dtype=np.float64)
+    """``problem.output`` at each point: the simulator's own output, or the format's observable
+    from ``replicates`` simulations of the point (one job each, seeded by its index)."""
+    sim = problem.simulator
+    if problem.output in {o.name for o in sim.outputs()}:
+        out = sim.run(points, seed=seed, first_index=first).outputs[problem.output]
+        return np.asarray(out, dtype=np.float64)
+    import tempfile
+    from pathlib import Path
+
+    n = len(next(iter(points.values())))
+    values = np.empty(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):
+            job = {k: np.repeat(np.asarray(v)[i : i + 1], problem.replicates)
+                   for k, v in points.items()}  # fmt: skip
+            result = sim.run(job, seed=seed + first + i, first_index=0)
+            path = Path(tmp) / f"point-{i}{sim.format.suffix}"
+            sim.format.write(path, sim, job, result, sim.provenance())
+            _, observed, _ = sim.format.observe(path)
+            values[i] = observed[problem.output][0]
+            path.unlink()
+    return values
 
 
 def _fit_rmse(problem: Problem, points: Points, y: NDArray[np.float64]) -> float:
