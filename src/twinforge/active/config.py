@@ -65,18 +65,11 @@ class GoalsConfig(StrictModel):
     constraints: dict[str, Bound] = Field(
         default_factory=dict, description="output -> [LESS_THAN | GREATER_THAN, bound]"
     )
-    target_error: dict[str, PositiveFloat] = Field(
-        default_factory=dict,
-        description="stop when the surrogate's predicted RMSE of each is below (output units)",
-    )
 
     @model_validator(mode="after")
     def _goals(self) -> GoalsConfig:
         if not self.objectives:
             raise ValueError("give at least one objective (output: explore|minimize|maximize)")
-        for name in self.target_error:
-            if name not in self.objectives:
-                raise ValueError(f"target_error names {name!r}, which is not an objective")
         return self
 
     @property
@@ -86,6 +79,18 @@ class GoalsConfig(StrictModel):
 
 class AdaptiveSamplerConfig(ActiveConfig, GoalsConfig):
     """``sampler: {kind: adaptive}``: twinforge's surrogate-based sampler."""
+
+    target_error: dict[str, PositiveFloat] = Field(
+        default_factory=dict,
+        description="stop when the surrogate's predicted RMSE of each is below (output units)",
+    )
+
+    @model_validator(mode="after")
+    def _targets(self) -> AdaptiveSamplerConfig:
+        for name in self.target_error:
+            if name not in self.objectives:
+                raise ValueError(f"target_error names {name!r}, which is not an objective")
+        return self
 
     def active(self) -> ActiveConfig:
         return ActiveConfig(**{k: getattr(self, k) for k in ActiveConfig.model_fields})

@@ -148,6 +148,11 @@ class SurrogateGenerator(Generator):
                 continue
             self.rows.append(dict(r))
 
+    def advance(self, n: int) -> None:
+        """``n`` points were proposed before (a resumed campaign's journal): the Sobol start
+        goes on after them instead of proposing them again."""
+        self._suggested = max(self._suggested, n)
+
     def mark_pending(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Register points already running that this generator did not suggest (a resumed
         campaign's interrupted jobs); returns them with their new ``"_id"``."""

@@ -34,7 +34,6 @@ from twinforge.campaign.config import CampaignConfig, job_seed
 from twinforge.campaign.executors import make_executor
 from twinforge.campaign.jobs import JobOutcome, JobPayload, run_job, shard_matches
 from twinforge.catalog import Catalog, JobRecord, JobSpec
-from twinforge.errors import ConfigError
 from twinforge.space import ResolvedSpace, SamplerConfig, sample_points
 
 __all__ = ["recorded_payloads", "run_adaptive"]
@@ -119,6 +118,11 @@ class _Foreign:
             self._next_id += 1
         self._suggested += len(out)
         return out
+
+    def advance(self, n: int) -> None:
+        """``n`` points were proposed before (a resumed campaign): the Sobol start goes on
+        after them."""
+        self._suggested = max(self._suggested, n)
 
     def mark_pending(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
@@ -235,10 +239,9 @@ def run_adaptive(
             queue.append((job, payload))
         else:
             failed_now[job.key] = job.error or "failed"
-    report.skipped = sum(j.state == "done" for j in jobs) - report.adopted
+    report.skipped = sum(j.state == "done" for j in jobs)  # as found, before any adoption
     report.done = report.skipped + report.adopted
-    if hasattr(generator, "_suggested"):
-        generator._suggested = max(generator._suggested, len(jobs))
+    generator.advance(len(jobs))
     next_index = max((int(j.parameters["index"]) for j in jobs), default=-1) + 1
     proposed = len(jobs)
     points = 0
@@ -261,12 +264,8 @@ def run_adaptive(
             log.info("%s: %s; no new job is started", config.name, stopped)
         return error
 
-    if targets_set := getattr(sampler, "target_error", {}):
-        if not hasattr(generator, "fit"):
-            raise ConfigError("target_error needs twinforge's adaptive sampler, not an Xopt one")
-        if report.done:
-            check_target()
-    del targets_set
+    if report.done:  # a resumed campaign may have reached its target already
+        check_target()
 
     notify()
     t_start = time.perf_counter()
