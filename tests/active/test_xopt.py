@@ -71,3 +71,22 @@ def test_xopt_generator_drives_a_campaign(tmp_path: Path) -> None:
             "xopt:expected_improvement"] * 6  # fmt: skip
         merged = merge_campaign(cat, cfg)
         assert merged.n_events == 10
+
+
+def test_torch_default_dtype_is_left_alone() -> None:
+    """Xopt's Bayesian generators set torch's global default dtype to float64 on import;
+    twinforge puts it back (float32 models elsewhere in the process depend on it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from gest_api.vocs import VOCS\n"
+        "from twinforge.active.xopt import xopt_generator\n"
+        "vocs = VOCS(variables={'x': [0, 1]}, objectives={'y': 'MINIMIZE'})\n"
+        "xopt_generator('expected_improvement', vocs)\n"
+        "print(torch.get_default_dtype())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)  # fmt: skip
+    assert out.stdout.strip() == "torch.float32"

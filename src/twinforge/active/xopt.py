@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from twinforge.active.config import ActiveConfig
@@ -72,6 +73,20 @@ class TwinforgeXoptGenerator(_XoptGenerator):
         return self._inner.fit()
 
 
+@contextlib.contextmanager
+def _torch_default_dtype_kept() -> Iterator[None]:
+    """Importing Xopt's Bayesian generators sets torch's *global* default dtype to float64
+    (``xopt.generators.bayesian``), which would break every float32 model trained or run
+    later in the same process: put it back."""
+    import torch
+
+    dtype = torch.get_default_dtype()
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+
+
 def xopt_generator(name: str, vocs: Any, options: Mapping[str, Any] | None = None) -> Any:
     """The Xopt generator ``name`` for ``vocs`` (a gest-api generator: suggest / ingest).
 
@@ -80,11 +95,12 @@ def xopt_generator(name: str, vocs: Any, options: Mapping[str, Any] | None = Non
     """
     from xopt.generators import get_generator, list_available_generators
 
-    try:
-        cls = get_generator(name)
-    except Exception:
-        known = ", ".join(sorted(list_available_generators()))
-        raise ConfigError(f"unknown Xopt generator {name!r}; available: {known}") from None
+    with _torch_default_dtype_kept():
+        try:
+            cls = get_generator(name)
+        except Exception:
+            known = ", ".join(sorted(list_available_generators()))
+            raise ConfigError(f"unknown Xopt generator {name!r}; available: {known}") from None
     try:
         return cls(vocs=vocs, **dict(options or {}))
     except Exception as exc:  # pydantic and VOCS errors
