@@ -21,6 +21,13 @@ from typing import Any
 
 import numpy as np
 from gest_api.generator import Generator
+from gest_api.vocs import (
+    ExploreObjective,
+    GreaterThanConstraint,
+    LessThanConstraint,
+    MaximizeObjective,
+    MinimizeObjective,
+)
 
 from twinforge.active.acquisition import integrated_variance, select
 from twinforge.active.config import ActiveConfig
@@ -54,8 +61,7 @@ class SurrogateGenerator(Generator):
         self.vocs = vocs
         self._validate_vocs(vocs)
         self.space = space if space is not None else vocs_to_space(vocs)
-        objectives = {k: type(v).__name__.removesuffix("Objective").upper()
-                      for k, v in vocs.objectives.items()}  # fmt: skip
+        objectives = {k: _objective_kind(v) for k, v in vocs.objectives.items()}
         self.objectives = objectives
         kinds = set(objectives.values())
         self.acquisition = self.config.acquisition or _ACQUISITION_OF[next(iter(kinds))]
@@ -66,7 +72,7 @@ class SurrogateGenerator(Generator):
             raise ConfigError(f"acquisition {self.acquisition} takes one MINIMIZE or MAXIMIZE "
                               "objective")  # fmt: skip
         self.constraints = {
-            k: ("LESS_THAN" if type(c).__name__.startswith("Less") else "GREATER_THAN",
+            k: ("LESS_THAN" if isinstance(c, LessThanConstraint) else "GREATER_THAN",
                 float(c.value))
             for k, c in vocs.constraints.items()
         }  # fmt: skip
@@ -90,11 +96,11 @@ class SurrogateGenerator(Generator):
         if not vocs.objectives:
             raise ConfigError("the generator needs at least one objective (an output to "
                               "EXPLORE, MINIMIZE or MAXIMIZE)")  # fmt: skip
-        kinds = {type(v).__name__ for v in vocs.objectives.values()}
+        kinds = {_objective_kind(v) for v in vocs.objectives.values()}
         if len(kinds) > 1:
             raise ConfigError("objectives mix EXPLORE with MINIMIZE/MAXIMIZE: choose one")
         for name, c in vocs.constraints.items():
-            if type(c).__name__ not in ("LessThanConstraint", "GreaterThanConstraint"):
+            if not isinstance(c, LessThanConstraint | GreaterThanConstraint):
                 raise ConfigError(f"constraint {name!r}: only LESS_THAN and GREATER_THAN")
 
     # ------------------------------------------------------------------ gest-api
@@ -250,6 +256,15 @@ class SurrogateGenerator(Generator):
             beta=self.config.beta,
         )  # fmt: skip
         return _rows(encoder.decode(cand[chosen]))
+
+
+def _objective_kind(objective: Any) -> str:
+    """EXPLORE, MINIMIZE or MAXIMIZE of a gest-api objective."""
+    for cls, kind in ((ExploreObjective, "EXPLORE"), (MinimizeObjective, "MINIMIZE"),
+                      (MaximizeObjective, "MAXIMIZE")):  # fmt: skip
+        if isinstance(objective, cls):
+            return kind
+    raise ConfigError(f"objective {objective!r}: only EXPLORE, MINIMIZE and MAXIMIZE")
 
 
 def _rows(points: Points) -> list[dict[str, Any]]:
