@@ -87,7 +87,9 @@ def problem(name: str, n_test: int) -> Problem:
     raise SystemExit(f"unknown problem {name!r}: ishigami, xsuite or geant4")
 
 
-def calorimeter(simulator: str, output: str, n_test: int, replicates: int = 50) -> Problem:
+def calorimeter(
+    simulator: str, output: str, n_test: int, replicates: int = 50, test_showers: int = 400
+) -> Problem:
     """The calorimeter problem (see the module's docstring)."""
     import tempfile
 
@@ -97,7 +99,7 @@ def calorimeter(simulator: str, output: str, n_test: int, replicates: int = 50) 
          "theta": {"min": 0.0, "max": 0.4}}
     ).resolve(sim.parameters())  # fmt: skip
     test = sample_points(space, SamplerConfig(kind="random", seed=12345), n_test)
-    k = 8 * replicates
+    k = test_showers
     rows = {name: np.repeat(np.asarray(v), k) for name, v in test.items()}
     result = sim.run(rows, seed=424242)
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,6 +134,7 @@ def main() -> None:
     ap.add_argument("--simulator", default="geant4", help="geant4: the calorimeter's simulator")
     ap.add_argument("--output", default="resolution", choices=["response", "resolution"])
     ap.add_argument("--seed-start", type=int, default=0, help="first seed (runs in parts)")
+    ap.add_argument("--test-showers", type=int, default=400, help="geant4: showers per test point")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--step", type=int, default=10, help="checkpoint every this many sims")
@@ -143,7 +146,7 @@ def main() -> None:
     n_test = args.test_points or {"ishigami": 2000, "xsuite": 1000, "geant4": 100}[args.problem]
     t0 = time.perf_counter()
     if args.problem == "geant4":
-        prob = calorimeter(args.simulator, args.output, n_test)
+        prob = calorimeter(args.simulator, args.output, n_test, test_showers=args.test_showers)
     else:
         prob = problem(args.problem, n_test)
     setup = time.perf_counter() - t0
