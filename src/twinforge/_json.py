@@ -7,7 +7,7 @@ import os
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["finite_or_none", "json_default"]
+__all__ = ["finite_or_none", "json_default", "plain"]
 
 
 def json_default(obj: Any) -> Any:
@@ -27,3 +27,8 @@ def finite_or_none(value: float) -> float | None:
     """``value`` as a float, or None when it is inf/nan: JSON has neither."""
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (anything else unchanged)."""
+    return value.item() if hasattr(value, "item") else value

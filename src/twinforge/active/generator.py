@@ -29,6 +29,7 @@ from gest_api.vocs import (
     MinimizeObjective,
 )
 
+from twinforge._json import plain
 from twinforge.active.acquisition import integrated_variance, select
 from twinforge.active.config import ActiveConfig
 from twinforge.active.vocs import vocs_to_space
@@ -270,8 +271,4 @@ def _objective_kind(objective: Any) -> str:
 def _rows(points: Points) -> list[dict[str, Any]]:
     names = list(points)
     n = len(next(iter(points.values()))) if points else 0
-    return [{k: _plain(points[k][i]) for k in names} for i in range(n)]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+    return [{k: plain(points[k][i]) for k in names} for i in range(n)]

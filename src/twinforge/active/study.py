@@ -73,21 +73,14 @@ def _simulate(problem: Problem, points: Points, seed: int, first: int) -> NDArra
     if problem.output in {o.name for o in sim.outputs()}:
         out = sim.run(points, seed=seed, first_index=first).outputs[problem.output]
         return np.asarray(out, dtype=np.float64)
-    import tempfile
-    from pathlib import Path
-
     n = len(next(iter(points.values())))
     values = np.empty(n)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(n):
-            job = {k: np.repeat(np.asarray(v)[i : i + 1], problem.replicates)
-                   for k, v in points.items()}  # fmt: skip
-            result = sim.run(job, seed=seed + first + i, first_index=0)
-            path = Path(tmp) / f"point-{i}{sim.format.suffix}"
-            sim.format.write(path, sim, job, result, sim.provenance())
-            _, observed, _ = sim.format.observe(path)
-            values[i] = observed[problem.output][0]
-            path.unlink()
+    for i in range(n):
+        job = {k: np.repeat(np.asarray(v)[i : i + 1], problem.replicates)
+               for k, v in points.items()}  # fmt: skip
+        result = sim.run(job, seed=seed + first + i, first_index=0)
+        _, observed, _ = sim.format.observe_result(sim, job, result)
+        values[i] = observed[problem.output][0]
     return values
 
 

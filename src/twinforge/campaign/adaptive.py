@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from twinforge._json import plain
 from twinforge.active.config import AdaptiveSamplerConfig, XoptSamplerConfig
 from twinforge.campaign.config import CampaignConfig, job_seed
 from twinforge.campaign.executors import make_executor
@@ -98,16 +99,16 @@ class _Foreign:
         if n_sobol:
             draws = sample_points(self.space, SamplerConfig(kind="sobol", seed=self.config.seed),
                                   self._suggested + n_sobol)  # fmt: skip
-            points += [{k: _plain(v[i]) for k, v in draws.items()}
+            points += [{k: plain(v[i]) for k, v in draws.items()}
                        for i in range(self._suggested, self._suggested + n_sobol)]  # fmt: skip
             labels += ["sobol"] * n_sobol
         if n - n_sobol:
             names = self.space.names
             fresh = self.inner.suggest(n - n_sobol)
             for p in fresh:
-                point = {k: _plain(p[k]) for k in names if k in p}
+                point = {k: plain(p[k]) for k in names if k in p}
                 for d in self.space.dimensions:  # constants the VOCS left out
-                    point.setdefault(d.name, _plain(d.values[0]) if d.values else d.low)
+                    point.setdefault(d.name, plain(d.values[0]) if d.values else d.low)
                 points.append(point)
             labels += [self.config.label] * len(fresh)
         out = []
@@ -172,17 +173,13 @@ def _rows(path: Path, simulator: Any, job_id: int | None) -> list[dict[str, Any]
     n = len(next(iter(inputs.values())))
     rows = []
     for i in range(n):
-        row = {k: _plain(v[i]) for k, v in inputs.items()}
+        row = {k: plain(v[i]) for k, v in inputs.items()}
         row |= {k: float(v[i]) for k, v in outputs.items()}
         row |= {f"{k}_var": float(v[i]) for k, v in (variances or {}).items()}
         if job_id is not None:
             row["_id"] = job_id
         rows.append(row)
     return rows
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def run_adaptive(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -79,3 +80,11 @@ def say(message: str) -> None:
     """Print a result line on stdout unless ``--quiet``."""
     if not options.quiet:
         console.print(message)
+
+
+def save_figure(fig: Any, out: Path) -> None:
+    """Write a matplotlib figure atomically (format from the suffix: .png, .pdf, .svg)."""
+    from twinforge.showers.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)

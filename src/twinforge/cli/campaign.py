@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.progress import TextColumn
 from rich.table import Table
 
-from twinforge.cli._common import catalog_option, console, progress, say
+from twinforge.cli._common import catalog_option, console, progress, save_figure, say
 
 app = typer.Typer(help="Simulation campaigns (Geant4 on Dask), resumable.", no_args_is_help=True)
 
@@ -129,9 +129,7 @@ def plot(
     curves = error_curve(jobs)
     fig = error_figure(curves, f"{record.name} ({record.global_id}): error against simulations")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(out)
+    save_figure(fig, out)
     last = ", ".join(f"{k} {v[1][-1]:.3g} after {v[0][-1]}" for k, v in curves.items())
     say(f"wrote {out} (predicted RMSE {last})")
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from twinforge.cli._common import catalog_option, console, say
+from twinforge._json import plain
+from twinforge.cli._common import catalog_option, console, save_figure, say
 from twinforge.cli.simulate import _assignments
 from twinforge.errors import ConfigError
 
@@ -119,7 +120,7 @@ def predict(
     points = _complete(model, _points(at, points_file))
     pred = model.predict(points, output or None)
     if as_json:
-        data = {"points": {k: [_plain(x) for x in v] for k, v in points.items()}}
+        data = {"points": {k: [plain(x) for x in v] for k, v in points.items()}}
         for k in pred.mean:
             data[k] = {"mean": pred.mean[k].tolist(), "std": pred.std(k).tolist(),
                        "noise_std": pred.noise[k].clip(0).__pow__(0.5).tolist()}  # fmt: skip
@@ -128,7 +129,7 @@ def predict(
     table = Table(*points, *(f"{k} (mean ± std)" for k in pred.mean))
     n = len(next(iter(points.values())))
     for i in range(n):
-        row = [str(_plain(points[k][i])) for k in points]
+        row = [str(plain(points[k][i])) for k in points]
         row += [f"{pred.mean[k][i]:.6g} ± {pred.std(k)[i]:.2g}" for k in pred.mean]
         table.add_row(*row)
     console.print(table)
@@ -159,7 +160,7 @@ def optimise_command(
     model = load(model_dir)
     best = optimise(model, output, goals[0], target=target, seed=seed)  # type: ignore[arg-type]
     result: dict[str, Any] = {
-        "point": {k: _plain(v) for k, v in best.point.items()},
+        "point": {k: plain(v) for k, v in best.point.items()},
         "output": output,
         "mean": best.mean,
         "std": best.std,
@@ -169,7 +170,7 @@ def optimise_command(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    where = ", ".join(f"{k} = {_plain(v)}" for k, v in best.point.items())
+    where = ", ".join(f"{k} = {plain(v)}" for k, v in best.point.items())
     unit = f" {model.units[output]}" if model.units.get(output) else ""
     say(f"{goals[0]} {output}: {best.mean:.6g} ± {best.std:.2g}{unit} at {where}")
     if "verified" in result:
@@ -194,12 +195,7 @@ def _verify(model: Any, point: dict[str, Any], output: str, n: int, seed: int) -
                 "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
                 "values": values.tolist()}  # fmt: skip
     # a per-point observable of the format (a calorimeter's response from n showers)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"verify{sim.format.suffix}"
-        sim.format.write(path, sim, points, result, sim.provenance())
-        _, observed, variances = sim.format.observe(path)
+    _, observed, variances = sim.format.observe_result(sim, points, result)
     sem = float(np.sqrt(variances[output][0])) if variances else float("nan")
     return {"n": n, "mean": float(observed[output][0]), "sem": sem}
 
@@ -221,11 +217,5 @@ def plot(
     model = load(model_dir)
     fig = slice_figure(model, output or model.outputs[0], _assignments(at, "--at"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(out)
+    save_figure(fig, out)
     say(f"wrote {out}")
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

@@ -179,6 +179,18 @@ class OutputFormat(ABC):
         return [o for o in simulator.outputs() if o.shape == ()]
 
     @classmethod
+    def observe_result(
+        cls, simulator: Simulator, points: Points, result: RunResult
+    ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]], dict[str, NDArray[Any]] | None]:
+        """:meth:`observe` of results not written anywhere yet (through a temporary file)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"observed{cls.suffix}"
+            cls.write(path, simulator, points, result, simulator.provenance())
+            return cls.observe(path)
+
+    @classmethod
     def observe(
         cls, path: Path
     ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]], dict[str, NDArray[Any]] | None]:
