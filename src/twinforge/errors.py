@@ -59,3 +59,11 @@ def _rebuild_job_failure(
     message: str, exit_code: int | None, stderr_tail: str | None, retryable: bool
 ) -> JobFailure:
     return JobFailure(message, exit_code=exit_code, stderr_tail=stderr_tail, retryable=retryable)
+
+
+class RecordNotFound(CatalogError):
+    """No record of the catalogue has the ID or name asked for."""
+
+
+class CatalogUnavailable(CatalogError):
+    """The catalogue's database cannot be reached or used right now (server down, locked)."""

@@ -129,8 +129,10 @@ def create_catalog_engine(location: Location, *, busy_timeout: float = 30.0) -> 
         CatalogError: the database driver is not installed (e.g. psycopg for PostgreSQL).
     """
     if not location.is_sqlite:
+        # an unreachable server is an error in seconds, not after the OS's TCP timeout
+        connect_args = {} if "connect_timeout" in location.url.query else {"connect_timeout": 10}
         try:
-            return create_engine(location.url, pool_pre_ping=True)
+            return create_engine(location.url, pool_pre_ping=True, connect_args=connect_args)
         except ModuleNotFoundError as exc:
             raise CatalogError(
                 f"cannot open catalogue {location.display}: the database driver is missing "

@@ -23,6 +23,8 @@ __all__ = [
     "JobSpec",
     "JobState",
     "ModelRecord",
+    "Page",
+    "PublicationRecord",
     "Record",
     "TrainingRunRecord",
     "VerifyResult",
@@ -174,6 +176,41 @@ class EvaluationRecord(Record):
     dataset_id: int | None = None
     description: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicationRecord:
+    """A released version of a dataset or model (``record`` is its global ID)."""
+
+    id: int
+    record: str
+    version: str
+    license: str
+    identifier: str | None = None
+    datacite: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The publication as a JSON-ready dict."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search: the records, how many match in all, where the page starts."""
+
+    records: list[Record]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_next(self) -> bool:
+        """Whether records follow this page."""
+        return self.offset + len(self.records) < self.total
 
 
 @dataclass(frozen=True, slots=True)

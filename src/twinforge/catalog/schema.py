@@ -32,7 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
+from twinforge.catalog.ids import Kind
+
 __all__ = [
+    "BY_KIND",
     "JOB_STATES",
     "SCHEMA_VERSION",
     "Base",
@@ -43,11 +46,13 @@ __all__ = [
     "Job",
     "Meta",
     "Model",
+    "Publication",
+    "Tag",
     "TrainingRun",
     "utcnow",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """Version of the table layout (the head migration's number), kept in ``twinforge_meta``."""
 
 JOB_STATES: Final = ("pending", "running", "done", "failed")
@@ -238,3 +243,54 @@ class File(_Row, Base):
             UniqueConstraint("evaluation_id", "path", name="uq_files_evaluation_path"),
             Index("ix_files_dataset", "dataset_id"),
         )
+
+
+class Tag(_Row, Base):
+    """A label on a dataset, campaign, model, training run or evaluation (``kind`` + ``record_id``,
+    the parts of its global ID). Written by ``twinforge catalog tag`` or the web catalogue."""
+
+    __tablename__ = "tags"
+
+    kind: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int]
+    name: Mapped[str] = mapped_column(String(64))
+
+    @classmethod
+    def _constraints(cls) -> tuple[Any, ...]:
+        return (
+            UniqueConstraint("kind", "record_id", "name", name="uq_tags_record_name"),
+            Index("ix_tags_name", "name"),
+        )
+
+
+class Publication(_Row, Base):
+    """A released version of a dataset or model: its licence, an identifier (a DOI once the
+    data repository has minted one) and its DataCite metadata, as deposited."""
+
+    __tablename__ = "publications"
+
+    kind: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int]
+    version: Mapped[str] = mapped_column(String(64))
+    license: Mapped[str] = mapped_column(String(255))
+    identifier: Mapped[str | None]
+    datacite: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    @classmethod
+    def _constraints(cls) -> tuple[Any, ...]:
+        return (
+            UniqueConstraint("kind", "record_id", "version", name="uq_publications_version"),
+            Index("ix_publications_record", "kind", "record_id"),
+        )
+
+
+BY_KIND: Final[dict[Kind, type[Base]]] = {
+    "datasets": Dataset,
+    "files": File,
+    "campaigns": Campaign,
+    "jobs": Job,
+    "models": Model,
+    "runs": TrainingRun,
+    "evaluations": Evaluation,
+}
+"""The table of each kind of record."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -47,11 +48,14 @@ from twinforge.catalog.records import (
     JobSpec,
     JobState,
     ModelRecord,
+    Page,
+    PublicationRecord,
     Record,
     TrainingRunRecord,
     VerifyResult,
 )
 from twinforge.catalog.schema import (
+    BY_KIND,
     JOB_STATES,
     SCHEMA_VERSION,
     Base,
@@ -62,10 +66,13 @@ from twinforge.catalog.schema import (
     Job,
     Meta,
     Model,
+    Publication,
+    Tag,
     TrainingRun,
     utcnow,
 )
-from twinforge.errors import CatalogError
+from twinforge.catalog.search import search_query
+from twinforge.errors import CatalogError, CatalogUnavailable, RecordNotFound
 
 __all__ = ["JOB_TRANSITIONS", "Catalog", "IdLike"]
 
@@ -87,15 +94,7 @@ JOB_TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 }
 """Allowed job state changes: ``JOB_TRANSITIONS[old]`` holds the states ``old`` may go to."""
 
-_ORM: Final[dict[Kind, type[Base]]] = {
-    "datasets": Dataset,
-    "files": File,
-    "campaigns": Campaign,
-    "jobs": Job,
-    "models": Model,
-    "runs": TrainingRun,
-    "evaluations": Evaluation,
-}
+_ORM: Final = BY_KIND
 
 _RECORDS: Final[dict[Kind, type[Record]]] = {
     "datasets": DatasetRecord,
@@ -531,7 +530,9 @@ class Catalog:
 
         def write(s: Session) -> JobRecord:
             if extra is not None:
-                current = s.get(Job, job_pk)
+                # the row lock keeps a concurrent writer's provenance (PostgreSQL; SQLite's
+                # BEGIN IMMEDIATE already serialises writers)
+                current = s.get(Job, job_pk, with_for_update=True)
                 if current is not None:
                     values["provenance"] = {**current.provenance, **extra}
             result = s.execute(
@@ -543,7 +544,7 @@ class Catalog:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 old = s.scalar(select(Job.state).where(Job.id == job_pk))
                 if old is None:
-                    raise CatalogError(f"no such record: {format_id('jobs', job_pk)}")
+                    raise RecordNotFound(f"no such record: {format_id('jobs', job_pk)}")
                 raise CatalogError(
                     f"{format_id('jobs', job_pk)}: cannot change state from {old!r} to "
                     f"{state!r}" + (f" (expected {expected!r})" if expected else "")
@@ -706,9 +707,9 @@ class Catalog:
         new_prov = _json_object(provenance, "provenance") if provenance is not None else None
 
         def write(s: Session) -> TrainingRunRecord:
-            row = s.get(TrainingRun, run_pk)
+            row = s.get(TrainingRun, run_pk, with_for_update=True)  # merge, never lose
             if row is None:
-                raise CatalogError(f"no such record: {format_id('runs', run_pk)}")
+                raise RecordNotFound(f"no such record: {format_id('runs', run_pk)}")
             if model_pk is not None:
                 _require(s, "models", model_pk)
                 row.model_id = model_pk
@@ -772,7 +773,7 @@ class Catalog:
         with self._read() as s:
             row = s.get(_ORM[kind], pk)
             if row is None:
-                raise CatalogError(f"no such record: {format_id(kind, pk)}")
+                raise RecordNotFound(f"no such record: {format_id(kind, pk)}")
             return _full_record(s, kind, [row])[0]
 
     def find(self, name: str, kind: str | None = None) -> Record | None:
@@ -884,6 +885,214 @@ class Catalog:
                 out.extend(_full_record(s, k, s.scalars(query).all()))
         return out
 
+    def search(
+        self,
+        kind: str,
+        *,
+        text: str | None = None,
+        tags: Sequence[str] = (),
+        filters: Mapping[str, Any] | None = None,
+        sort: str = "-id",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """One page of the records of ``kind`` that match a text, tags and filters.
+
+        Args:
+            kind: any spelling of a kind (``datasets``, ``ds`` ...).
+            text: matched case-insensitively in the kind's text and JSON columns
+                (:data:`twinforge.catalog.search.TEXT_COLUMNS`).
+            tags: every one of these tags must be on the record.
+            filters: the kind's named filters (:data:`twinforge.catalog.search.FILTERS`),
+                e.g. ``{"campaign": "camp-1"}`` for datasets, ``{"trained_on": "ds-2"}`` for
+                models.
+            sort: ``id``, ``name`` (named kinds) or ``created``; ``-`` first for descending.
+            limit: at most this many records (1-1000).
+            offset: how many matching records to skip.
+
+        Raises:
+            CatalogError: unknown kind, filter or sort; a limit or offset out of range.
+        """
+        k = normalise_kind(kind)
+        if not 1 <= limit <= 1000:
+            raise CatalogError(f"limit must be between 1 and 1000, got {limit}")
+        if offset < 0:
+            raise CatalogError(f"offset must not be negative, got {offset}")
+        names = tuple(_check_tag(t) for t in tags)
+        query, count = search_query(k, text=text, tags=names, filters=filters, sort=sort)
+        with self._read() as s:
+            total = int(s.scalar(count) or 0)
+            rows = s.scalars(query.limit(limit).offset(offset)).all()
+            return Page(_full_record(s, k, rows), total, offset, limit)
+
+    def dataset_of(self, paths: Iterable[str | os.PathLike[str]]) -> DatasetRecord | None:
+        """The dataset that holds every one of these files (by absolute path), if one does."""
+        wanted = sorted({str(resolve_file(p)) for p in paths})
+        if not wanted:
+            return None
+        with self._read() as s:
+            owners: set[int | None] | None = None
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = s.execute(select(File.path, File.dataset_id).where(File.path.in_(chunk)))
+                found: dict[str, set[int | None]] = {}
+                for path, dataset_pk in rows:
+                    found.setdefault(path, set()).add(dataset_pk)
+                for path in chunk:
+                    here = found.get(path, set()) - {None}
+                    owners = here if owners is None else owners & here
+            if not owners:
+                return None
+            row = s.get(Dataset, min(owners))  # type: ignore[type-var]
+            return _full_record(s, "datasets", [row])[0]  # type: ignore[return-value,list-item]
+
+    # ------------------------------------------------------------------ tags and publications
+
+    def tag(self, record: IdLike, *names: str, by: str | None = None) -> list[str]:
+        """Put tags on a dataset, campaign, model, training run or evaluation; returns all its
+        tags. A tag already there is kept (no error).
+
+        Tags are lower-case words of letters, digits, ``.``, ``_`` and ``-`` (at most 64).
+
+        Raises:
+            CatalogError: unknown record, a kind that takes no tags, a malformed tag.
+        """
+        kind, pk = _taggable(record)
+        clean = sorted({_check_tag(n) for n in names})
+        if not clean:
+            raise CatalogError("give at least one tag")
+        prov = {"by": by} if by else {}
+
+        def write(s: Session) -> list[str]:
+            _require(s, kind, pk)
+            have = set(_tags_of(s, kind, [pk]).get(pk, []))
+            s.add_all(
+                Tag(kind=kind, record_id=pk, name=n, provenance=prov)
+                for n in clean
+                if n not in have
+            )
+            s.flush()
+            return _tags_of(s, kind, [pk]).get(pk, [])
+
+        tags = self._write(write)
+        log.debug("tagged %s: %s", format_id(kind, pk), ", ".join(clean))
+        return tags
+
+    def untag(self, record: IdLike, name: str) -> list[str]:
+        """Remove one tag from a record; returns its remaining tags.
+
+        Raises:
+            CatalogError: unknown record, or the record does not carry that tag.
+        """
+        kind, pk = _taggable(record)
+        tag = _check_tag(name)
+
+        def write(s: Session) -> list[str]:
+            _require(s, kind, pk)
+            row = s.scalar(
+                select(Tag).where(Tag.kind == kind, Tag.record_id == pk, Tag.name == tag)
+            )
+            if row is None:
+                raise CatalogError(f"{format_id(kind, pk)} has no tag {tag!r}")
+            s.delete(row)
+            s.flush()
+            return _tags_of(s, kind, [pk]).get(pk, [])
+
+        return self._write(write)
+
+    def tags(self, record: IdLike | None = None) -> list[str] | dict[str, int]:
+        """The tags of one record (sorted), or with None every tag in use and how many
+        records carry it."""
+        with self._read() as s:
+            if record is None:
+                rows = s.execute(select(Tag.name, func.count()).group_by(Tag.name))
+                return dict(sorted((name, int(n)) for name, n in rows))
+            kind, pk = _taggable(record)
+            _require(s, kind, pk)
+            return _tags_of(s, kind, [pk]).get(pk, [])
+
+    def tags_of(self, records: Sequence[Record]) -> dict[str, list[str]]:
+        """The tags of several records at once: global ID -> sorted tags."""
+        out: dict[str, list[str]] = {}
+        by_kind: dict[Kind, list[int]] = {}
+        for r in records:
+            by_kind.setdefault(r.kind, []).append(r.id)
+        with self._read() as s:
+            for kind, pks in by_kind.items():
+                for pk, names in _tags_of(s, kind, pks).items():
+                    out[format_id(kind, pk)] = names
+        return out
+
+    def publish(
+        self,
+        record: IdLike,
+        *,
+        version: str,
+        license: str,
+        identifier: str | None = None,
+        datacite: Mapping[str, Any] | None = None,
+        by: str | None = None,
+    ) -> PublicationRecord:
+        """Record a released version of a dataset or model: its licence (SPDX id or URL), its
+        persistent identifier once one exists (a DOI) and the DataCite metadata deposited.
+
+        Raises:
+            CatalogError: unknown record, not a dataset or model, that version published
+                already, an empty version or licence.
+        """
+        kind, pk = _taggable(record)
+        if kind not in ("datasets", "models"):
+            raise CatalogError(f"{format_id(kind, pk)}: only datasets and models are published")
+        version = str(version).strip()
+        if not version or len(version) > 64:
+            raise CatalogError("a publication needs a version of 1 to 64 characters")
+        if not str(license).strip():
+            raise CatalogError("a publication needs a licence (an SPDX id such as CC-BY-4.0)")
+        meta = _json_object(datacite, "datacite")
+        prov = {"by": by} if by else {}
+
+        def write(s: Session) -> PublicationRecord:
+            _require(s, kind, pk)
+            taken = s.scalar(
+                select(Publication.id).where(
+                    Publication.kind == kind,
+                    Publication.record_id == pk,
+                    Publication.version == version,
+                )
+            )
+            if taken is not None:
+                raise CatalogError(
+                    f"{format_id(kind, pk)} version {version!r} is published already"
+                )
+            row = Publication(
+                kind=kind,
+                record_id=pk,
+                version=version,
+                license=str(license).strip(),
+                identifier=identifier,
+                datacite=meta,
+                provenance=prov,
+            )
+            s.add(row)
+            s.flush()
+            return _publication_record(row)
+
+        pub = self._write(write)
+        log.debug("published %s version %s", pub.record, version)
+        return pub
+
+    def publications(self, record: IdLike) -> list[PublicationRecord]:
+        """The published versions of a dataset or model, oldest first."""
+        kind, pk = _taggable(record)
+        with self._read() as s:
+            _require(s, kind, pk)
+            rows = s.scalars(
+                select(Publication)
+                .where(Publication.kind == kind, Publication.record_id == pk)
+                .order_by(Publication.id)
+            )
+            return [_publication_record(r) for r in rows]
+
     # ------------------------------------------------------------------ sessions
 
     @contextmanager
@@ -893,7 +1102,7 @@ class Catalog:
             with self._reader() as session:
                 yield session
         except OperationalError as exc:
-            raise CatalogError(_db_error_message(self._location, exc)) from None
+            raise CatalogUnavailable(_db_error_message(self._location, exc)) from None
 
     def _write(self, fn: Callable[[Session], T]) -> T:
         self._after_fork()
@@ -903,11 +1112,19 @@ class Catalog:
                 return fn(session)
 
         try:
-            return retry(transaction)
+            try:
+                return retry(transaction)
+            except IntegrityError as exc:
+                if not _unique_violation(exc):
+                    raise
+                # another process inserted the same name or key between our check and our
+                # insert (PostgreSQL runs writers concurrently): run the transaction again,
+                # once; it now sees that row (an idempotent add, or "already exists")
+                return retry(transaction)
         except IntegrityError as exc:
             raise CatalogError(f"catalogue {self._location.display}: {exc.orig}") from None
         except OperationalError as exc:
-            raise CatalogError(_db_error_message(self._location, exc)) from None
+            raise CatalogUnavailable(_db_error_message(self._location, exc)) from None
 
     def _after_fork(self) -> None:
         # connections must not cross fork(): a child starts with a fresh pool
@@ -1055,8 +1272,14 @@ def _schema_revision(conn: Connection, location: Location) -> str | None:
     return revision
 
 
+def _unique_violation(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is a unique-constraint violation (SQLSTATE 23505; SQLite's text)."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return state == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
 def _db_error_message(location: Location, exc: DBAPIError) -> str:
-    reason = str(exc.orig).strip() or type(exc.orig).__name__
+    reason = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
     if "file is not a database" in reason:
         return f"{location.display} is not a twinforge catalogue (not an SQLite database)"
     if is_retryable(exc):
@@ -1077,7 +1300,7 @@ def _pk(value: IdLike, kind: Kind) -> int:
         raise CatalogError(f"not a record ID: {value!r}")
     if isinstance(value, int):
         if value < 1:
-            raise CatalogError(f"no such record: {format_id(kind, value)}")
+            raise RecordNotFound(f"no such record: {format_id(kind, value)}")
         return value
     return parse_id(str(value), expected=kind)[1]
 
@@ -1106,7 +1329,7 @@ def _owner(value: IdLike) -> tuple[Kind, int]:
 def _require(s: Session, kind: Kind, pk: int) -> None:
     orm = _ORM[kind]
     if s.scalar(select(orm.id).where(orm.id == pk)) is None:  # type: ignore[attr-defined]
-        raise CatalogError(f"no such record: {format_id(kind, pk)}")
+        raise RecordNotFound(f"no such record: {format_id(kind, pk)}")
 
 
 def _check_name(name: str, what: str) -> str:
@@ -1355,6 +1578,60 @@ def _job_counts(s: Session, campaign_pks: Sequence[int]) -> dict[int, dict[str, 
         for campaign_pk, state, n in s.execute(query):
             counts.setdefault(campaign_pk, dict.fromkeys(JOB_STATES, 0))[state] = int(n)
     return counts
+
+
+# ---------------------------------------------------------------------- tags and publications
+
+_TAG_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_TAGGABLE: Final[tuple[Kind, ...]] = ("datasets", "campaigns", "models", "runs", "evaluations")
+
+
+def _check_tag(name: str) -> str:
+    text = str(name).strip().lower()
+    if not _TAG_RE.match(text):
+        raise CatalogError(
+            f"invalid tag {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return text
+
+
+def _taggable(record: IdLike) -> tuple[Kind, int]:
+    if isinstance(record, Record):
+        kind, pk = record.kind, record.id
+    else:
+        kind, pk = parse_id(str(record))
+    if kind not in _TAGGABLE:
+        raise CatalogError(
+            f"{format_id(kind, pk)}: only {', '.join(_TAGGABLE)} take tags and publications"
+        )
+    return kind, pk
+
+
+def _tags_of(s: Session, kind: Kind, pks: Sequence[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for start in range(0, len(pks), _IN_CHUNK):
+        rows = s.execute(
+            select(Tag.record_id, Tag.name)
+            .where(Tag.kind == kind, Tag.record_id.in_(pks[start : start + _IN_CHUNK]))
+            .order_by(Tag.name)
+        )
+        for pk, name in rows:
+            out.setdefault(pk, []).append(name)
+    return out
+
+
+def _publication_record(row: Publication) -> PublicationRecord:
+    return PublicationRecord(
+        id=row.id,
+        record=format_id(row.kind, row.record_id),  # type: ignore[arg-type]
+        version=row.version,
+        license=row.license,
+        identifier=row.identifier,
+        datacite=copy.deepcopy(row.datacite),
+        created_at=_as_utc(row.created_at),
+        provenance=copy.deepcopy(row.provenance),
+    )
 
 
 # ---------------------------------------------------------------------- verification

@@ -250,8 +250,10 @@ def run_training(
         record = catalog.add_model(
             config.name, architecture=config.model.family, path=out, provenance=provenance
         )
+        dataset = catalog.dataset_of(files)  # the catalogued dataset the files make up
         catalog.add_training_run(
             model_id=record.global_id,
+            dataset_id=dataset.global_id if dataset is not None else None,
             hyperparameters=config.model_dump(mode="json"),
             metrics=metrics,
             started_at=started,
