@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.catalog.conftest import both_backends
 from twinforge.campaign import CampaignConfig, campaign_status, merge_campaign, run_campaign
 from twinforge.catalog import Catalog, export_rocrate
 from twinforge.errors import CatalogError, TwinforgeError
@@ -33,8 +34,9 @@ def config(tmp_path: Path, **kw) -> CampaignConfig:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path):
-    with Catalog.open(tmp_path / "catalog.sqlite") as cat:
+def catalog(catalog_url: str):
+    """The journal's catalogue: SQLite, or also PostgreSQL for tests marked ``both_backends``."""
+    with Catalog.open(catalog_url) as cat:
         yield cat
 
 
@@ -47,6 +49,7 @@ def merged_conditions_match(cfg: CampaignConfig, path: Path) -> None:
     assert showers.shape == (cfg.total_points, 96)
 
 
+@both_backends
 def test_run_resume_merge_export(tmp_path: Path, catalog: Catalog) -> None:
     cfg = config(tmp_path)
     report = run_campaign(cfg, catalog)
@@ -98,6 +101,7 @@ def test_second_live_run_is_refused(tmp_path: Path, catalog: Catalog) -> None:
     assert job.state == "done"
 
 
+@both_backends
 def test_changed_config_is_refused(tmp_path: Path, catalog: Catalog) -> None:
     run_campaign(config(tmp_path), catalog)
     # executor and retries may change on resume ...
@@ -107,6 +111,7 @@ def test_changed_config_is_refused(tmp_path: Path, catalog: Catalog) -> None:
         run_campaign(config(tmp_path, total_points=96), catalog)
 
 
+@both_backends
 def test_campaign_of_twinforge_0_1_is_resumed(tmp_path: Path, catalog: Catalog) -> None:
     """A journal written by twinforge 0.1 (detector at the top level, total_events, particles,
     the detector's content stored as detector_config) resumes: its jobs are not run again."""
@@ -137,6 +142,7 @@ def test_campaign_of_twinforge_0_1_is_resumed(tmp_path: Path, catalog: Catalog) 
     assert (again.ran, again.skipped) == (0, 10)
 
 
+@both_backends
 def test_failing_job_retried_then_reported(
     tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,19 +200,26 @@ def _marked_processes(mark: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("executor", ["local", "dask"])
-def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path, executor: str) -> None:
+@pytest.mark.parametrize(
+    ("executor", "backend"),
+    [("local", "sqlite"), ("dask", "sqlite"), ("local", "postgresql")],
+    indirect=["backend"],
+)
+def test_sigkill_then_resume_loses_and_duplicates_nothing(
+    tmp_path: Path, executor: str, backend: str, catalog_url: str
+) -> None:
     """The driver is SIGKILLed mid-run; the resumed campaign finishes every job exactly once,
-    and (on Dask) the killed driver's worker processes do not outlive it."""
+    and (on Dask) the killed driver's worker processes do not outlive it. On PostgreSQL the
+    killed driver's connection dies with it, mid-transaction perhaps."""
     cfg_path = tmp_path / "c.yaml"
     kw = {"executor": {"kind": "dask", "workers": 2}} if executor == "dask" else {}
     data = config(tmp_path, total_points=400, points_per_job=2, name="kill", **kw)
     data = data.model_dump(mode="json")
     cfg_path.write_text(yaml.safe_dump(data))
-    db = tmp_path / "catalog.sqlite"
-    mark = f"{os.getpid()}-{executor}"
+    db = catalog_url  # a file path or a URL: the catalogue does not exist yet
+    mark = f"{os.getpid()}-{executor}-{backend}"
     cmd = [sys.executable, "-c", "from twinforge.cli import main; main()",
-           "--quiet", "campaign", "run", str(cfg_path), "--catalog", str(db)]  # fmt: skip
+           "--quiet", "campaign", "run", str(cfg_path), "--catalog", db]  # fmt: skip
     env = {**os.environ, "TWINFORGE_TEST_MARK": mark}
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -215,7 +228,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path, execut
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-        if db.exists():
+        if backend == "postgresql" or Path(db).exists():
             try:
                 with Catalog.open(db, create=False) as cat:
                     camp = cat.find("kill", "campaigns")

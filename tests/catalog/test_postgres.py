@@ -1,15 +1,14 @@
 """The catalogue on a real PostgreSQL server: migrations, JSONB, the advisory lock, a campaign.
 
 Needs a server: ``TWINFORGE_TEST_POSTGRES`` is the URL of a database whose role may create
-databases (``.ci/run`` starts Debian's PostgreSQL and sets it); each test gets a fresh database.
+databases (``.ci/run`` starts Debian's PostgreSQL and sets it); each test gets a fresh database
+(the ``pg`` fixture of ``conftest.py``). The other catalogue tests (``test_store.py``,
+``test_concurrency.py``, ``test_legacy.py``) and the campaign journal's run on both backends.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import secrets
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -17,29 +16,6 @@ from sqlalchemy import create_engine, make_url, text
 from twinforge.catalog import Catalog, migrate
 from twinforge.catalog.schema import Base
 from twinforge.errors import CatalogError
-
-URL = os.environ.get("TWINFORGE_TEST_POSTGRES")
-pytestmark = pytest.mark.skipif(
-    not URL, reason="no PostgreSQL server: set TWINFORGE_TEST_POSTGRES (.ci/run does)"
-)
-pytest.importorskip("psycopg", reason="pip install twinforge[postgres]")
-
-
-@pytest.fixture
-def pg() -> Iterator[str]:
-    """The URL of a new, empty database, dropped afterwards."""
-    assert URL is not None
-    admin_url = make_url(URL).set(drivername="postgresql+psycopg")
-    name = f"tf_test_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_new_catalogue_matches_the_orm_schema(pg: str) -> None:

@@ -1,4 +1,4 @@
-"""Round trips of every table through the Catalog API."""
+"""Round trips of every table through the Catalog API, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.catalog.conftest import GEANT4_PROVENANCE
+from tests.catalog.conftest import BACKENDS, GEANT4_PROVENANCE
 from twinforge.catalog import (
     CampaignRecord,
     Catalog,
@@ -23,6 +23,8 @@ from twinforge.catalog import (
     TrainingRunRecord,
 )
 from twinforge.errors import CatalogError
+
+CATALOG_BACKENDS = BACKENDS  # every test runs on an SQLite file and on a PostgreSQL database
 
 
 def test_dataset_and_files_round_trip(cat: Catalog, make_file) -> None:
