@@ -33,7 +33,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,6 +196,8 @@ def export_rocrate(
     include_data: bool = True,
     creators: Sequence[Creator | str] | None = None,
     license: str | None = None,
+    file_url: Callable[[FileRecord], str] | None = None,
+    extra_files: Sequence[tuple[str, bytes, Mapping[str, Any]]] = (),
 ) -> Path:
     """Export a dataset, model or evaluation as a Process Run Crate in ``out_dir``.
 
@@ -210,6 +212,11 @@ def export_rocrate(
         creators: people to credit, :class:`Creator` or ``"Name[,ORCID]"`` text; default
             :func:`default_creators`.
         license: SPDX identifier (default ``CC-BY-4.0``) or a license URL.
+        file_url: without ``include_data``, the address to reference each file by (a web
+            catalogue's download URL) instead of its ``file://`` URI.
+        extra_files: more files to write into the crate and list as its parts, each as
+            ``(path in the crate, content, properties of its File entity)`` (a deposit's
+            metadata files: ``datacite.json``, ``zenodo.json``).
 
     Returns:
         The crate directory.
@@ -225,9 +232,9 @@ def export_rocrate(
         )
     people = [c if isinstance(c, Creator) else Creator.parse(c) for c in creators or ()]
     people = people or default_creators()
-    license_id, license_url = _license(license or DEFAULT_LICENSE)
+    license_id, license_url = parse_license(license or DEFAULT_LICENSE)
     out = Path(out_dir).expanduser().absolute()
-    _check_out_dir(out)
+    check_out_dir(out)
     files = catalog.files(record)
     context = _Context.collect(catalog, record)
 
@@ -237,7 +244,14 @@ def export_rocrate(
     except OSError as exc:
         raise CatalogError(f"cannot create {out}: {exc.strerror}") from None
     try:
-        crate = _build(record, files, context, tmp, include_data, people, license_id, license_url)
+        crate = _build(
+            record, files, context, tmp, include_data, people, license_id, license_url, file_url
+        )
+        for dest, content, properties in extra_files:
+            target = tmp / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            crate.add_file(target, dest_path=dest, properties=dict(properties))
         crate.write(tmp)
         tmp.chmod(0o755)
         os.rename(tmp, out)
@@ -251,7 +265,8 @@ def export_rocrate(
     return out
 
 
-def _check_out_dir(out: Path) -> None:
+def check_out_dir(out: Path) -> None:
+    """Refuse an output directory that exists and is not empty (or is not a directory)."""
     if out.is_dir():
         if any(out.iterdir()):
             raise CatalogError(f"{out} exists and is not empty; give a new or empty directory")
@@ -259,13 +274,20 @@ def _check_out_dir(out: Path) -> None:
         raise CatalogError(f"{out} exists and is not a directory")
 
 
-def _license(text: str) -> tuple[str, str]:
+def parse_license(text: str) -> tuple[str, str]:
+    """``(identifier, URL)`` of a license given as an SPDX identifier or a URL."""
     text = text.strip()
     if re.match(r"^https?://", text):
         return text.rstrip("/").rsplit("/", 1)[-1], text
     if not _SPDX_RE.match(text):
         raise CatalogError(f"not an SPDX license identifier: {text!r} (e.g. CC-BY-4.0, MIT)")
     return text, f"https://spdx.org/licenses/{text}"
+
+
+def describe_record(catalog: Catalog, record: Record) -> tuple[str, str]:
+    """``(name, description)`` of a dataset, model or evaluation, as its crate's root has."""
+    ctx = _Context.collect(catalog, record)
+    return ctx.name, ctx.description
 
 
 @dataclass
@@ -403,6 +425,7 @@ def _build(
     people: Sequence[Creator],
     license_id: str,
     license_url: str,
+    file_url: Callable[[FileRecord], str] | None = None,
 ) -> ROCrate:
     from rocrate.model.contextentity import ContextEntity
     from rocrate.model.person import Person
@@ -437,10 +460,10 @@ def _build(
     if persons:
         root["author"] = persons
 
-    results = [_add_file(crate, f, tmp, include_data) for f in _unique_dest(files)]
+    results = [_add_file(crate, f, tmp, include_data, file_url) for f in _unique_dest(files)]
 
     prov = ctx.provenance
-    apps, requirements = _software_entities(prov)
+    apps, requirements = software_entities(prov)
     software = [entity(e["@id"], e) for e in apps]
     for e in requirements:
         entity(e["@id"], e)
@@ -483,7 +506,13 @@ def _unique_dest(files: Sequence[FileRecord]) -> Iterable[tuple[FileRecord, str]
             yield f, f"data/{name}"
 
 
-def _add_file(crate: ROCrate, item: tuple[FileRecord, str], tmp: Path, include: bool) -> Any:
+def _add_file(
+    crate: ROCrate,
+    item: tuple[FileRecord, str],
+    tmp: Path,
+    include: bool,
+    file_url: Callable[[FileRecord], str] | None = None,
+) -> Any:
     f, dest = item
     source = Path(f.path)
     properties: dict[str, Any] = {
@@ -491,11 +520,13 @@ def _add_file(crate: ROCrate, item: tuple[FileRecord, str], tmp: Path, include: 
         "identifier": f.global_id,
         "contentSize": str(f.size_bytes),
         "sha256": f.sha256,
-        "encodingFormat": _format(source),
+        "encodingFormat": encoding_format(source),
         "dateCreated": f.created_at.isoformat(),
     }
     if f.n_events is not None:
         properties["description"] = f"{f.n_events} events"
+    if not include and file_url is not None:
+        return crate.add_file(file_url(f), properties=properties)
     if not include:
         if not source.is_file():
             log.warning("%s (%s) is missing; referenced in the crate anyway", source, f.global_id)
@@ -516,7 +547,8 @@ def _add_file(crate: ROCrate, item: tuple[FileRecord, str], tmp: Path, include: 
     return crate.add_file(target, dest_path=dest, properties=properties)
 
 
-def _format(path: Path) -> str:
+def encoding_format(path: Path) -> str:
+    """The media type of a file, from its suffix (``application/x-hdf5`` for ``.h5``)."""
     suffix = path.suffix.lower()
     if suffix in _FORMATS:
         return _FORMATS[suffix]
@@ -524,7 +556,7 @@ def _format(path: Path) -> str:
     return guessed or "application/octet-stream"
 
 
-def _software_entities(
+def software_entities(
     prov: Mapping[str, Any],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The instruments (twinforge, the simulator) and twinforge's other software requirements."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from twinforge.cli._common import err_console, options
 from twinforge.cli.app import app
 from twinforge.errors import TwinforgeError
@@ -18,7 +20,10 @@ def main() -> None:
     except TwinforgeError as exc:
         if options.debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message may hold brackets ('twinforge[publish]') that are not markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
