@@ -33,7 +33,7 @@ $(VENV)/bin/python:
 	$(PIP) install $(PIPFLAGS) --upgrade pip
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install $(PIPFLAGS) -e .
+	$(PIP) install $(PIPFLAGS) -e ".[web]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/bin/python pyproject.toml constraints.txt

@@ -166,6 +166,9 @@ def test_demo_cli_with_real_geant4(tmp_path: Path) -> None:
     for text in ("twinforge-datafree-em", "E_Si / E_inc", "report.html", ".onnx", "speed-up",
                  "quality is modest"):  # fmt: skip
         assert text in out, text
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("browse the catalogue: twinforge serve "), last
+    assert last.split()[4].endswith("catalog.sqlite")
     campaigns = tmp_path / "d" / "campaigns"
     with ShowerFile(campaigns / "demo-siw-electrons" / "demo-siw-electrons.h5") as f:
         assert f.n_events == 32

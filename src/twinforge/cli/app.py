@@ -13,6 +13,7 @@ from twinforge.cli import (
     demo,
     detector,
     export,
+    serve,
     showers,
     simulate,
     surrogate,
@@ -65,3 +66,4 @@ app.command(name="validate")(validate.validate)
 app.command(name="export")(export.export)
 app.command(name="bench")(bench.bench)
 app.command(name="demo")(demo.demo)
+app.command(name="serve")(serve.serve)

@@ -75,6 +75,9 @@ def demo(
     for note in result.notes:
         say(f"[yellow]note:[/] {note}")
     say(f"open the report: [bold]{result.report}[/]")
+    # the last line: the catalogue of everything above, in a browser
+    say(f"browse the catalogue: [bold]twinforge serve {result.catalog}[/] (then open "
+        "http://127.0.0.1:8000/)")  # fmt: skip
 
 
 def say(message: str) -> None:

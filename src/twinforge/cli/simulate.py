@@ -134,34 +134,9 @@ def simulators(
     from rich.table import Table
 
     from twinforge.cli._common import console
-    from twinforge.errors import TwinforgeError
     from twinforge.simulation import registry
 
-    rows = []
-    for name, entry in registry.available().items():
-        row: dict[str, object] = {"name": name, "entry_point": entry.value}
-        try:
-            cls = registry.load(name)
-        except TwinforgeError as exc:
-            rows.append({**row, "error": str(exc)})
-            continue
-        fields = cls.Options.model_fields
-        row |= {
-            "summary": cls.summary,
-            "options": {
-                k: ("required" if f.is_required() else f.default) for k, f in fields.items()
-            },
-        }
-        try:
-            sim = cls()
-            params = sim.parameters()
-            row["parameters"] = (
-                "whatever the space defines" if params is None else [p.describe() for p in params]
-            )
-            row["outputs"] = [o.describe() for o in sim.outputs()]
-        except (TwinforgeError, ValueError) as exc:
-            row["parameters"] = row["outputs"] = f"depend on the options ({exc})".split("\n")[0]
-        rows.append(row)
+    rows = registry.describe()
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return

@@ -18,7 +18,7 @@ from typing import Any
 from twinforge.errors import ConfigError
 from twinforge.simulation.base import Simulator
 
-__all__ = ["GROUP", "available", "create", "load"]
+__all__ = ["GROUP", "available", "create", "describe", "load"]
 
 GROUP = "twinforge.simulators"
 
@@ -67,3 +67,38 @@ def create(name: str, options: Any = None) -> Simulator:
 
     cls = load(name)
     return cls(validate_config(cls.Options, dict(options or {}), f"simulator {name}"))
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every installed simulator as JSON-ready facts, by name: ``name``, ``entry_point``,
+    ``summary``, ``options`` (name -> default, or ``"required"``), ``parameters`` and
+    ``outputs`` (described, or a line saying they depend on the options), or ``error`` for one
+    that does not load."""
+    from twinforge.errors import TwinforgeError
+
+    rows: list[dict[str, Any]] = []
+    for name, entry in available().items():
+        row: dict[str, Any] = {"name": name, "entry_point": entry.value}
+        try:
+            cls = load(name)
+        except TwinforgeError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        fields = cls.Options.model_fields
+        row |= {
+            "summary": cls.summary,
+            "options": {
+                k: ("required" if f.is_required() else f.default) for k, f in fields.items()
+            },
+        }
+        try:
+            sim = cls()
+            params = sim.parameters()
+            row["parameters"] = (
+                "whatever the space defines" if params is None else [p.describe() for p in params]
+            )
+            row["outputs"] = [o.describe() for o in sim.outputs()]
+        except (TwinforgeError, ValueError) as exc:
+            row["parameters"] = row["outputs"] = f"depend on the options ({exc})".split("\n")[0]
+        rows.append(row)
+    return rows

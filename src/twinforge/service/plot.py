@@ -1,0 +1,121 @@
+"""The comparison page's figure: classifier AUC against time per shower, as inline SVG.
+
+Drawn here rather than with matplotlib so that the page is light, needs no file and no
+network, and scales. Models whose AUC comes from a budget that is not comparable (``quick``,
+custom) are drawn hollow and say so in the legend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+__all__ = ["Point", "auc_speed_svg"]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One model on the plot: time per shower (ms, > 0) and AUC (0.5 = indistinguishable)."""
+
+    label: str
+    ms_per_shower: float
+    auc: float
+    comparable: bool
+    href: str | None = None
+
+
+_W, _H = 680, 420
+_LEFT, _RIGHT, _TOP, _BOTTOM = 70, 170, 30, 55
+
+
+def _decades(values: Sequence[float]) -> tuple[int, int]:
+    lo = math.floor(math.log10(min(values)))
+    hi = math.ceil(math.log10(max(values)))
+    return lo, max(hi, lo + 1)
+
+
+def auc_speed_svg(points: Sequence[Point], *, geant4_ms: float | None = None, level: str) -> str:
+    """An SVG document: AUC (``level`` classifier) against ms per shower (log scale).
+
+    ``geant4_ms`` draws Geant4's time per shower as a vertical line (Geant4 against itself
+    sits at AUC 0.5 by definition). With no point, the figure says there is nothing to plot.
+    """
+    xs = [p.ms_per_shower for p in points if p.ms_per_shower > 0]
+    if geant4_ms:
+        xs.append(geant4_ms)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" '
+        f'width="{_W}" height="{_H}" role="img" font-family="sans-serif" font-size="12">',
+        f"<title>{escape(level)} classifier AUC against time per shower</title>",
+        f'<rect width="{_W}" height="{_H}" fill="white"/>',
+    ]
+    if not xs:
+        parts.append(
+            f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle">no model has both a '
+            "validation and a benchmark yet</text></svg>"
+        )
+        return "".join(parts)
+    lo, hi = _decades(xs)
+    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def sx(ms: float) -> float:
+        return _LEFT + (math.log10(ms) - lo) / (hi - lo) * plot_w
+
+    def sy(auc: float) -> float:
+        return _TOP + (1.0 - min(max(auc, 0.5), 1.0)) / 0.5 * plot_h
+
+    parts.append(
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#333"/>'
+    )
+    for decade in range(lo, hi + 1):
+        x = sx(10.0**decade)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{_TOP + plot_h}" stroke="#ddd"/>'
+            f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" text-anchor="middle">'
+            f"{10.0**decade:g}</text>"
+        )
+    for tick in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        y = sy(tick)
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_LEFT + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.1f}</text>'
+        )
+    parts.append(
+        f'<text x="{_LEFT + plot_w / 2}" y="{_H - 12}" text-anchor="middle">'
+        "time per shower [ms] (log scale)</text>"
+        f'<text transform="translate(18 {_TOP + plot_h / 2}) rotate(-90)" '
+        f'text-anchor="middle">{escape(level)} classifier AUC</text>'
+    )
+    if geant4_ms:
+        x = sx(geant4_ms)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{_TOP + plot_h}" stroke="#000" '
+            f'stroke-dasharray="5 4"/><text x="{x + 4:.1f}" y="{_TOP + 14}">Geant4</text>'
+        )
+    for p in points:
+        if p.ms_per_shower <= 0:
+            continue
+        x, y = sx(p.ms_per_shower), sy(p.auc)
+        fill = "#1f77b4" if p.comparable else "white"
+        dot = (
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{fill}" stroke="#1f77b4" '
+            f'stroke-width="2"><title>{escape(p.label)}: AUC {p.auc:.3f}, '
+            f"{p.ms_per_shower:.3g} ms/shower</title></circle>"
+            f'<text x="{x + 9:.1f}" y="{y + 4:.1f}">{escape(p.label)}</text>'
+        )
+        parts.append(f'<a href="{escape(p.href)}">{dot}</a>' if p.href else dot)
+    lx = _LEFT + plot_w + 14
+    parts.append(
+        f'<circle cx="{lx}" cy="{_TOP + 10}" r="6" fill="#1f77b4" stroke="#1f77b4"/>'
+        f'<text x="{lx + 10}" y="{_TOP + 14}">comparable budget</text>'
+        f'<circle cx="{lx}" cy="{_TOP + 32}" r="6" fill="white" stroke="#1f77b4" '
+        'stroke-width="2"/>'
+        f'<text x="{lx + 10}" y="{_TOP + 36}">quick/custom budget:</text>'
+        f'<text x="{lx + 10}" y="{_TOP + 50}">not comparable</text>'
+        f'<text x="{lx - 6}" y="{_TOP + 74}">lower-left is better</text>'
+        "</svg>"
+    )
+    return "".join(parts)
