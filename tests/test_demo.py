@@ -168,7 +168,7 @@ def test_demo_cli_with_real_geant4(tmp_path: Path) -> None:
         assert text in out, text
     last = out.strip().splitlines()[-1]
     assert last.startswith("browse the catalogue: twinforge serve "), last
-    assert last.split()[4].endswith("catalog.sqlite")
+    assert last.split()[5].endswith("catalog.sqlite")
     campaigns = tmp_path / "d" / "campaigns"
     with ShowerFile(campaigns / "demo-siw-electrons" / "demo-siw-electrons.h5") as f:
         assert f.n_events == 32

@@ -261,3 +261,36 @@ def test_the_pages_on_postgresql(tmp_path: Path) -> None:
                 assert c.get(path).status_code == 200, path
             assert demo.model in c.get("/models", params={"trained_on": demo.dataset}).text
             assert jsonld(c.get(f"/datasets/{demo.dataset}").text)["@type"] == "Dataset"
+
+
+def test_database_faults_on_postgresql(tmp_path: Path) -> None:
+    """Connections killed under the server: it reconnects. The database gone: 503, one line."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.pool import NullPool
+
+    from tests.catalog.conftest import fresh_postgres_database, postgres_skip_reason
+
+    reason = postgres_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with fresh_postgres_database("tf_fault") as url:
+        demo = build(tmp_path / "store", url)
+        name = make_url(url).database
+        admin = create_engine(make_url(url).set(database="postgres"), poolclass=NullPool,
+                              isolation_level="AUTOCOMMIT")  # fmt: skip
+        with Catalog.open(url, create=False) as cat, client_for(cat) as client:
+            assert client.get(f"/datasets/{demo.dataset}").status_code == 200
+            with admin.connect() as conn:
+                kill = text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :d AND pid <> pg_backend_pid()")  # fmt: skip
+                conn.execute(kill, {"d": name})
+            assert client.get(f"/datasets/{demo.dataset}").status_code == 200  # reconnected
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            gone = client.get(f"/datasets/{demo.dataset}")
+            assert gone.status_code == 503
+            assert "cannot use the catalogue" in error_message(gone.text)
+            assert "Traceback" not in gone.text
+            api = client.get("/api/v1/datasets")
+            assert api.status_code == 503
+        admin.dispose()

@@ -228,8 +228,10 @@ def search(
 ) -> Response:
     groups = []
     tags = (tag,) if tag else ()
+    matches = 0
     for kind in ("datasets", "campaigns", "models", "runs", "evaluations"):
         found = st.catalog.search(kind, text=q, tags=tags, limit=20)
+        matches += found.total
         if found.total:
             groups.append(
                 {
@@ -245,7 +247,7 @@ def search(
         kind_label="search",
         heading=f"Search {what}" if what else "Search",
         groups=groups,
-        facts=[("matches", sum(int(g["title"].rsplit("(", 1)[1][:-1]) for g in groups))],
+        facts=[("matches", matches)],
         listing="datasets",
         jsonld="",
     )
