@@ -21,7 +21,11 @@ Problems, fixed before any comparison run (ranges, test grid, target):
   simulation = one point's 50 showers). The test grid is 100 uniform random points (seed 12345)
   of 400 showers each; the floor is the RMS of their statistical errors. At the 0.2 s per
   shower measured here (2026-12-04), about 2.2 core-hours for the test grid and 4 for 5 seeds
-  of 3 designs with a budget of 100; ``--seed-start`` runs it in parts. Learn the resolution:
+  of 3 designs with a budget of 100; ``--seed-start`` runs it in parts. The test grid is
+  simulated once, on every core, and kept (``--grid-cache``, resumable chunk by chunk; the
+  committed ``benchmarks/data/al-geant4-grid.json`` is this grid, made by
+  ``--problem geant4 --grid-cache benchmarks/data/al-geant4-grid.json --grid-jobs 2
+  --grid-only``); a part then only simulates its designs. Learn the resolution:
   the response (visible fraction) hardly varies over this space (test std 3e-4 on 0.032, with
   a statistical floor of 1.7e-4), so its targets are met by a constant.
 
@@ -90,30 +94,128 @@ def problem(name: str, n_test: int) -> Problem:
     raise SystemExit(f"unknown problem {name!r}: ishigami, xsuite or geant4")
 
 
+CALORIMETER_SPACE: dict[str, Any] = {
+    "particle": ["e-", "gamma"],
+    "energy": {"min": "1 GeV", "max": "20 GeV"},
+    "theta": {"min": 0.0, "max": 0.4},
+}
+TEST_GRID_SEED = 424242
+_WORKER_SIMS: dict[str, Any] = {}
+
+
+def _grid_part(job: tuple[str, dict[str, Any], dict[str, list[Any]], int]) -> dict[str, Any]:
+    """Simulate one chunk of the test grid in this (worker) process: per point its response
+    and resolution with their statistical variances. Each shower is seeded from
+    (TEST_GRID_SEED, its index in the whole grid), so chunking does not change the result."""
+    simulator, options, rows, first_index = job
+    key = json.dumps([simulator, options], sort_keys=True)
+    sim = _WORKER_SIMS.get(key) or _WORKER_SIMS.setdefault(key, registry.create(simulator, options))
+    points = {name: np.asarray(values) for name, values in rows.items()}
+    result = sim.run(points, seed=TEST_GRID_SEED, first_index=first_index)
+    inputs, values, variances = sim.format.observe_result(sim, points, result)
+    assert variances is not None
+    return {
+        "inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()},
+        "values": {k: np.asarray(v).tolist() for k, v in values.items()},
+        "variances": {k: np.asarray(v).tolist() for k, v in variances.items()},
+    }
+
+
+def _test_grid(sim: Any, simulator: str, space: Any, test: dict[str, Any], showers: int,
+               cache: Path | None, jobs: int) -> dict[str, Any]:  # fmt: skip
+    """The calorimeter test grid: per test point the observables of ``showers`` showers,
+    simulated in ``jobs`` processes in chunks of 5 points, each chunk kept in ``cache`` +
+    ``.parts/`` as it finishes (a killed run resumes), the whole in ``cache`` (JSON) at the end.
+    A cache made with another set-up (simulator options, code version, space, grid, seed) is
+    refused."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    setup = {
+        "simulator": simulator,
+        "options": sim.worker_options(),
+        "code": sim.code(),
+        "space": CALORIMETER_SPACE,
+        "test_points": len(next(iter(test.values()))),
+        "test_seed": 12345,
+        "showers_per_point": showers,
+        "shower_seed": TEST_GRID_SEED,
+    }
+    setup = json.loads(json.dumps(setup, default=str))
+    if cache is not None and cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored.get("setup") != setup:
+            raise SystemExit(f"error: {cache} holds a test grid of another set-up; remove it")
+        return stored
+    n = setup["test_points"]
+    chunk = 5
+    parts_dir = cache.with_name(cache.name + ".parts") if cache is not None else None
+    if parts_dir is not None:
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        kept = parts_dir / "setup.json"
+        if kept.exists() and json.loads(kept.read_text()) != setup:
+            raise SystemExit(f"error: {parts_dir} holds chunks of another set-up; remove it")
+        atomic_write_text(kept, json.dumps(setup, indent=1))
+    parts: dict[int, dict[str, Any]] = {}
+    todo = []
+    for start in range(0, n, chunk):
+        done = parts_dir / f"{start:04d}.json" if parts_dir is not None else None
+        if done is not None and done.exists():
+            parts[start] = json.loads(done.read_text())
+            continue
+        stop = min(n, start + chunk)
+        rows = {k: np.repeat(np.asarray(v)[start:stop], showers).tolist() for k, v in test.items()}
+        todo.append((start, (simulator, sim.worker_options(), rows, start * showers)))
+    t0 = time.perf_counter()
+    print(f"test grid: {n} points x {showers} showers, {len(parts)} chunk(s) of {chunk} kept, "
+          f"{len(todo)} to simulate in {jobs} process(es)", flush=True)  # fmt: skip
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_grid_part, job): start for start, job in todo}
+        for i, future in enumerate(as_completed(futures), start=1):
+            start = futures[future]
+            parts[start] = future.result()
+            if parts_dir is not None:
+                atomic_write_text(parts_dir / f"{start:04d}.json", json.dumps(parts[start]))
+            print(f"  test grid chunk {i}/{len(todo)} (points {start}-{min(n, start + chunk) - 1}) "
+                  f"after {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+    merged: dict[str, Any] = {"setup": setup, "inputs": {}, "values": {}, "variances": {}}
+    for start in sorted(parts):
+        for field in ("inputs", "values", "variances"):
+            for k, v in parts[start][field].items():
+                merged[field].setdefault(k, []).extend(v)
+    merged["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    merged["seconds"] = time.perf_counter() - t0
+    if cache is not None:
+        atomic_write_text(cache, json.dumps(merged, indent=1))
+    return merged
+
+
 def calorimeter(
-    simulator: str, output: str, n_test: int, replicates: int = 50, test_showers: int = 400
+    simulator: str,
+    output: str,
+    n_test: int,
+    replicates: int = 50,
+    test_showers: int = 400,
+    *,
+    grid_cache: Path | None = None,
+    jobs: int = 1,
 ) -> Problem:
     """The calorimeter problem (see the module's docstring)."""
-    import tempfile
-
-    sim = registry.create(simulator, {"detector": "siw" if simulator == "geant4" else "tiny"})
-    space = ParameterSpace.model_validate(
-        {"particle": ["e-", "gamma"], "energy": {"min": "1 GeV", "max": "20 GeV"},
-         "theta": {"min": 0.0, "max": 0.4}}
-    ).resolve(sim.parameters())  # fmt: skip
+    options = {"detector": "siw" if simulator == "geant4" else "tiny"}
+    sim = registry.create(simulator, options)
+    space = ParameterSpace.model_validate(CALORIMETER_SPACE).resolve(sim.parameters())
     test = sample_points(space, SamplerConfig(kind="random", seed=12345), n_test)
-    k = test_showers
-    rows = {name: np.repeat(np.asarray(v), k) for name, v in test.items()}
-    result = sim.run(rows, seed=424242)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"test{sim.format.suffix}"
-        sim.format.write(path, sim, rows, result, sim.provenance())
-        inputs, values, variances = sim.format.observe(path)
+    grid = _test_grid(sim, simulator, space, test, test_showers, grid_cache, jobs)
+    inputs = {k: np.asarray(v) for k, v in grid["inputs"].items()}
+    values = np.asarray(grid["values"][output])
+    variances = np.asarray(grid["variances"][output])
     order = np.lexsort([np.asarray(inputs[n], dtype=float) for n in reversed(space.names)])
     test_order = np.lexsort([np.asarray(test[n], dtype=float) for n in reversed(space.names)])
+    if len(order) != n_test:
+        raise SystemExit(f"error: the test grid has {len(order)} points, expected {n_test}")
     truth = np.empty(n_test)
-    truth[test_order] = values[output][order]
-    floor = float(np.sqrt(np.mean(variances[output])))
+    truth[test_order] = values[order]
+    floor = float(np.sqrt(np.mean(variances)))
     prob = Problem(f"{simulator}-{output}", sim, space, output, test, truth, floor,
                    replicates=replicates)  # fmt: skip
     return _with_target(prob)
@@ -138,23 +240,46 @@ def main() -> None:
     ap.add_argument("--output", default="resolution", choices=["response", "resolution"])
     ap.add_argument("--seed-start", type=int, default=0, help="first seed (runs in parts)")
     ap.add_argument("--test-showers", type=int, default=400, help="geant4: showers per test point")
+    ap.add_argument(
+        "--grid-cache",
+        type=Path,
+        default=None,
+        help="geant4: keep the test grid here (JSON; chunks in FILE.parts/ as they "
+        "finish) and re-use it in later parts",
+    )
+    ap.add_argument(
+        "--grid-jobs",
+        type=int,
+        default=1,
+        help="geant4: processes simulating the test grid (one per core)",
+    )
+    ap.add_argument(
+        "--grid-only",
+        action="store_true",
+        help="geant4: simulate (or check) the test grid and stop",
+    )
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--step", type=int, default=10, help="checkpoint every this many sims")
     ap.add_argument("--test-points", type=int, default=None)
     ap.add_argument("--designs", default="adaptive,sobol,random")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, help="the JSON result (required but with --grid-only)")
     args = ap.parse_args()
+    if args.out is None and not args.grid_only:
+        ap.error("--out is required")
 
     n_test = args.test_points or {"ishigami": 2000, "xsuite": 1000, "geant4": 100}[args.problem]
     t0 = time.perf_counter()
     if args.problem == "geant4":
-        prob = calorimeter(args.simulator, args.output, n_test, test_showers=args.test_showers)
+        prob = calorimeter(args.simulator, args.output, n_test, test_showers=args.test_showers,
+                           grid_cache=args.grid_cache, jobs=args.grid_jobs)  # fmt: skip
     else:
         prob = problem(args.problem, n_test)
     setup = time.perf_counter() - t0
     print(f"{prob.name}: target RMSEs {targets(prob)}, floor {prob.floor:.3g}, "
           f"test std {np.std(prob.truth):.4g} ({n_test} points, {setup:.0f} s)")  # fmt: skip
+    if args.grid_only:
+        return
     checkpoints = list(range(args.step, args.budget + 1, args.step))
     curves = []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
