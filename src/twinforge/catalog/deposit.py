@@ -742,7 +742,7 @@ def export_deposit(
         raise CatalogError(f"cannot write the deposit {out}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log.info("deposit of %s written to %s", record.global_id, out)
+    log.debug("deposit of %s written to %s", record.global_id, out)  # the CLI says it
     return out
 
 
