@@ -159,7 +159,7 @@ def test_download_with_ranges(client: TestClient, demo: Demo) -> None:
     assert client.get("/files/file-1", headers={"Range": "bytes=99999-"}).status_code == 416
 
 
-def test_crate_zip(client: TestClient, demo: Demo) -> None:
+def test_crate_zip(client: TestClient, catalog: Catalog, demo: Demo) -> None:
     response = client.get(f"/datasets/{demo.dataset}/ro-crate.zip")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
@@ -169,6 +169,10 @@ def test_crate_zip(client: TestClient, demo: Demo) -> None:
     graph = json.loads(archive.read("ro-crate-metadata.json"))["@graph"]
     ids = {e["@id"] for e in graph}
     assert "http://testserver/files/file-1" in ids  # files referenced by their download URL
+    with client_for(catalog, crate_data_limit_mib=0) as small:
+        big = small.get(f"/datasets/{demo.dataset}/ro-crate.zip", params={"data": "true"})
+        assert big.status_code == 413
+        assert "download its files one by one" in big.text
     full = client.get(f"/datasets/{demo.dataset}/ro-crate.zip", params={"data": "true"})
     names = zipfile.ZipFile(io.BytesIO(full.content)).namelist()
     assert "data/showers-0.h5" in names

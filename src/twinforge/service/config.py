@@ -54,6 +54,12 @@ class ServeConfig(StrictModel):
         None, description="public address of the server, for identifiers in JSON-LD and crates"
     )
     page_size: int = Field(25, ge=1, le=200, description="records per page of a listing")
+    crate_data_limit_mib: int = Field(
+        2048,
+        ge=0,
+        description="largest RO-Crate zip with its data built on request, MiB "
+        "(bigger records: download the files, or 'twinforge catalog export' on the server)",
+    )
     workers: int = Field(
         1, ge=1, le=64, description="server processes (each with its own database connections)"
     )

@@ -44,6 +44,7 @@ from twinforge.service import views
 from twinforge.service.app import State, state
 from twinforge.service.jsonld import landing_jsonld, page_path, script_tag, simulator_jsonld
 from twinforge.service.plot import Point, auc_speed_svg
+from twinforge.service.storage import FileUnavailable
 
 __all__ = ["render_error", "router"]
 
@@ -624,7 +625,16 @@ def crate_zip(request: Request, st: State, record: Record, *, include_data: bool
     from twinforge.catalog import export_rocrate
 
     if include_data:
-        for f in st.catalog.files(record):
+        files = st.catalog.files(record)
+        total = sum(f.size_bytes for f in files)
+        limit = st.config.crate_data_limit_mib * 2**20
+        if total > limit:
+            raise FileUnavailable(
+                f"{record.global_id} holds {human_bytes(total)}, more than this server zips on "
+                f"request ({human_bytes(limit)}): download its files one by one",
+                413,
+            )
+        for f in files:
             st.storage.open_file(f)  # only files this server may serve go into a crate
     tmp = Path(tempfile.mkdtemp(prefix="twinforge-crate-"))
     try:
