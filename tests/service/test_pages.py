@@ -120,6 +120,12 @@ def test_model_evaluation_and_report(client: TestClient, demo: Demo) -> None:
     assert "Validation report" in report.text
     assert "sandbox" in report.headers["content-security-policy"]
     assert client.get(f"/evaluations/{demo.benchmark}/report").status_code == 404
+    # the report's relative links: the evaluation's own files, by name, nothing else
+    assert client.get(f"/evaluations/{demo.evaluation}/metrics.json").json() == {}
+    crate = client.get(f"/evaluations/{demo.evaluation}/ro-crate.zip")
+    assert crate.headers["content-type"] == "application/zip"
+    assert client.get(f"/evaluations/{demo.evaluation}/catalog.sqlite").status_code == 404
+    assert client.get(f"/evaluations/{demo.evaluation}/..%2Fcatalog.sqlite").status_code == 404
 
 
 def test_campaign_and_simulator_pages(client: TestClient, demo: Demo) -> None:

@@ -664,6 +664,18 @@ for _kind_ in ("datasets", "models", "evaluations"):
     _crate_route(_kind_)
 
 
+@router.get("/evaluations/{ref}/{name}")
+def evaluation_file(ref: str, name: str, st: State = Depends(state)) -> Response:
+    """A file of an evaluation by its name (what the report's relative links ask for:
+    ``metrics.json``); only names among the evaluation's catalogued files."""
+    record = views.resolve(st.catalog, ref, "evaluations")
+    found = [f for f in st.catalog.files(record) if Path(f.path).name == name]
+    if len(found) != 1:
+        raise RecordNotFound(f"{record.global_id} has no file named {name!r}")
+    inline = name.endswith((".json", ".png", ".svg", ".txt"))
+    return _file_response(st, found[0], inline=inline)
+
+
 # ---------------------------------------------------------------------- comparison
 
 
