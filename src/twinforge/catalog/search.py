@@ -18,7 +18,7 @@ from twinforge.catalog.ids import Kind, parse_id
 from twinforge.catalog.schema import BY_KIND, Campaign, Publication, Tag, TrainingRun
 from twinforge.errors import CatalogError
 
-__all__ = ["FILTERS", "SORTS", "TEXT_COLUMNS", "search_query"]
+__all__ = ["FILTERS", "NAMED", "SORTS", "SURROGATE_PREFIX", "TEXT_COLUMNS", "search_query"]
 
 TEXT_COLUMNS: Final[dict[Kind, tuple[str, ...]]] = {
     "datasets": ("name", "description", "provenance"),
@@ -34,7 +34,12 @@ TEXT_COLUMNS: Final[dict[Kind, tuple[str, ...]]] = {
 SORTS: Final = ("id", "-id", "name", "-name", "created", "-created")
 """Sort keys (``-`` for descending); ``name`` only for the named kinds."""
 
-_NAMED: Final = frozenset({"datasets", "campaigns", "models"})
+NAMED: Final[tuple[Kind, ...]] = ("datasets", "campaigns", "models")
+"""The kinds whose records have unique names."""
+
+SURROGATE_PREFIX: Final = "surrogate-"
+"""How a surrogate model's architecture begins (``surrogate-gp``): what tells it from a
+generative model."""
 _LIKE_ESCAPE: Final = "\\"
 
 
@@ -75,7 +80,7 @@ def _trained_on(orm: Any, value: Any) -> ColumnElement[bool]:
 
 
 def _surrogate(orm: Any, value: Any) -> ColumnElement[bool]:
-    clause = orm.architecture.like("surrogate-%")
+    clause = orm.architecture.like(f"{SURROGATE_PREFIX}%")
     return clause if _flag(value) else ~clause
 
 
@@ -155,8 +160,8 @@ def search_query(
         except (ValueError, TypeError):
             raise CatalogError(f"filter {name}: bad value {value!r}") from None
     where = and_(true(), *clauses) if clauses else true()
-    if sort not in SORTS or (sort.lstrip("-") == "name" and kind not in _NAMED):
-        allowed = [s for s in SORTS if kind in _NAMED or "name" not in s]
+    if sort not in SORTS or (sort.lstrip("-") == "name" and kind not in NAMED):
+        allowed = [s for s in SORTS if kind in NAMED or "name" not in s]
         raise CatalogError(f"unknown sort {sort!r} for {kind} (sorts: {', '.join(allowed)})")
     column = {"id": orm.id, "name": getattr(orm, "name", None), "created": orm.created_at}[
         sort.lstrip("-")

@@ -71,7 +71,7 @@ from twinforge.catalog.schema import (
     TrainingRun,
     utcnow,
 )
-from twinforge.catalog.search import search_query
+from twinforge.catalog.search import NAMED, search_query
 from twinforge.errors import CatalogError, CatalogUnavailable, RecordNotFound
 
 __all__ = ["JOB_TRANSITIONS", "Catalog", "IdLike"]
@@ -106,7 +106,7 @@ _RECORDS: Final[dict[Kind, type[Record]]] = {
     "evaluations": EvaluationRecord,
 }
 
-_NAMED: Final[tuple[Kind, ...]] = ("datasets", "campaigns", "models")
+_NAMED: Final = NAMED
 
 _MAX_SEED: Final = 2**63 - 1
 _IN_CHUNK: Final = 500  # parameters per IN (...) clause, well below SQLite's limit

@@ -25,7 +25,7 @@ from twinforge.catalog import (
 )
 from twinforge.catalog.crate import encoding_format, parse_license
 from twinforge.errors import CatalogError
-from twinforge.service.views import Related
+from twinforge.service.views import Related, is_surrogate
 
 __all__ = ["landing_jsonld", "script_tag", "simulator_jsonld"]
 
@@ -88,7 +88,7 @@ def landing_jsonld(item: Related, url: UrlFor, *, title: str) -> dict[str, Any]:
                 f"A {record.architecture or 'generative'} model in the {title}, "
                 "with its training provenance, weights and validation.",
             ),
-            "genre": "surrogate model" if record.architecture.startswith("surrogate-") else
+            "genre": "surrogate model" if is_surrogate(record) else
             "generative fast-simulation model",
             "isBasedOn": linked.get("trained_on", []) + linked.get("fitted_on", []),
             "hasPart": [_download(f, url) for f in item.files],

@@ -38,7 +38,7 @@ from twinforge.catalog import (
     parse_id,
 )
 from twinforge.catalog.crate import encoding_format
-from twinforge.catalog.search import FILTERS, SORTS
+from twinforge.catalog.search import FILTERS, NAMED, SORTS
 from twinforge.errors import CatalogError, RecordNotFound
 from twinforge.service import views
 from twinforge.service.app import State, state
@@ -354,7 +354,7 @@ def _listing(request: Request, name: str, page: int, sort: str, st: State) -> Re
             {"name": f, "label": _FILTER_LABELS.get(f, f), "value": v, "choices": choices.get(f)}
             for f, v in chosen.items()
         ],
-        sorts=[s for s in SORTS if kind in ("datasets", "campaigns", "models") or "name" not in s],
+        sorts=[s for s in SORTS if kind in NAMED or "name" not in s],
         sort=sort,
         first=found.offset + 1 if found.records else 0,
         last=found.offset + len(found.records),

@@ -26,6 +26,7 @@ from twinforge.catalog import (
     format_id,
     parse_id,
 )
+from twinforge.catalog.search import SURROGATE_PREFIX
 from twinforge.errors import CatalogError, RecordNotFound
 
 __all__ = [
@@ -45,13 +46,11 @@ BROWSABLE: Final = ("datasets", "campaigns", "models", "surrogates", "runs", "ev
 REPORT_NAMES: Final = ("report.html",)
 """File names of an evaluation's HTML report."""
 
-_SURROGATE_PREFIX: Final = "surrogate-"
-
 
 def is_surrogate(record: Record) -> bool:
     """Whether a model record is a surrogate of a campaign's outputs (``twinforge surrogate``)
     rather than a generative model."""
-    return isinstance(record, ModelRecord) and record.architecture.startswith(_SURROGATE_PREFIX)
+    return isinstance(record, ModelRecord) and record.architecture.startswith(SURROGATE_PREFIX)
 
 
 def resolve(catalog: Catalog, ref: str, kind: str | None = None) -> Record:
