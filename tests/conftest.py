@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# MLflow 3 reports usage to its makers when imported unless told not to; tests import it
+# directly too (twinforge.tracking switches it off for the library)
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TWINFORGE_SHARED", REPO.parent / "shared"))
@@ -33,6 +40,8 @@ def _isolated_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWINFORGE_CATALOG", str(tmp_path / "catalog.sqlite"))
     # the validation floor cache (and matplotlib's): beside the test's folder, not in it
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.parent / f"{tmp_path.name}-xdg-cache"))
+    # no MLflow store per command (seconds each); tests of tracking switch it back on
+    monkeypatch.setenv("TWINFORGE_NO_TRACKING", "1")
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +53,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def twinforge(tmp_path: Path) -> Run:
+    """Run the real console entry point in a subprocess (exit codes, stderr, no traceback)."""
+
+    def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+        return subprocess.run(
+            [sys.executable, "-c", "from twinforge.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd or tmp_path,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    return run

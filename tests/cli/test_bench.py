@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Run
 from tests.cli.test_cli import assert_user_error
+from tests.conftest import Run
 
 FAST = ["--warmup", "1", "--min-repeats", "2", "--max-repeats", "3", "--budget", "0"]
 
@@ -22,8 +22,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bench_writes_table_json_plot_and_record(
-    twinforge: Run, model_dir: Path, tmp_path: Path
+    twinforge: Run, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("TWINFORGE_NO_TRACKING")  # this test checks the MLflow run
     result = twinforge(
         "bench", str(model_dir), "--batch-sizes", "1,3", "--int8", "--threads", "1",
         "--geant4-showers", "0", "--no-isolate", *FAST, "-o", "b.json", "--plot", "b.png",
@@ -43,8 +44,23 @@ def test_bench_writes_table_json_plot_and_record(
     assert {r["threads"] for r in data["results"]} == {1}
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
     with sqlite3.connect(tmp_path / "catalog.sqlite") as db:
-        (description,) = db.execute("select description from evaluations").fetchone()
+        (description, provenance) = db.execute(
+            "select description, provenance from evaluations"
+        ).fetchone()
     assert description.startswith("benchmark of the vae model")
+    # the MLflow run beside the catalogue, linked both ways
+    from mlflow import MlflowClient
+
+    link = json.loads(provenance)["mlflow"]
+    assert f"MLflow run {link['run_id']}" in out
+    client = MlflowClient(link["tracking_uri"])
+    run = client.get_run(link["run_id"])
+    assert run.data.tags["twinforge.record"] == "eval-1"
+    assert run.data.tags["twinforge.kind"] == "bench"
+    assert run.data.params["model.family"] == "vae"
+    assert run.data.metrics["best_ms_per_shower"] > 0
+    assert "onnx_int8_cpu_b3/ms_per_shower" in run.data.metrics
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["b.json", "b.png"]
 
 
 def test_bench_quiet_prints_nothing(twinforge: Run, model_dir: Path, tmp_path: Path) -> None:

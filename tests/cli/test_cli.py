@@ -6,7 +6,7 @@ import h5py
 import pytest
 import yaml
 
-from tests.cli.conftest import Run
+from tests.conftest import Run
 
 
 def assert_user_error(result, *fragments: str) -> None:

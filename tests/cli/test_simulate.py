@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tests.cli.conftest import Run
 from tests.cli.test_cli import assert_user_error
+from tests.conftest import Run
 from twinforge.showers import ShowerFile, read_showers
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Run
 from tests.cli.test_cli import assert_user_error
+from tests.conftest import Run
 
 CAMPAIGN = """\
 kind: campaign

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli.conftest import Run
 from tests.cli.test_cli import assert_user_error
+from tests.conftest import Run
 
 # two readout layers of 4 alpha x 4 r bins (32 voxels): a report with few panels, fast to draw
 DETECTOR = """\
@@ -60,8 +60,9 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_validate_writes_report_and_registers(
-    twinforge: Run, tmp_path: Path, files: tuple[Path, Path]
+    twinforge: Run, tmp_path: Path, files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("TWINFORGE_NO_TRACKING")  # this test checks the MLflow run
     from twinforge.catalog import Catalog
 
     ref, _ = files
@@ -89,6 +90,21 @@ def test_validate_writes_report_and_registers(
         assert "separation" in evaluation.metrics
         names = sorted(Path(f.path).name for f in cat.files(evaluation.global_id))
         assert names == ["metrics.json", "report.html"]
+    # the MLflow run beside the catalogue, linked both ways
+    from mlflow import MlflowClient
+
+    link = evaluation.provenance["mlflow"]
+    assert link["tracking_uri"] == f"sqlite:///{tmp_path / 'mlflow.sqlite'}"
+    assert f"MLflow run {link['run_id']}" in result.stdout
+    run = MlflowClient(link["tracking_uri"]).get_run(link["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["twinforge.record"] == evaluation.global_id
+    assert run.data.params["reference"] == str(ref)
+    assert run.data.params["config.seed"] == "3"
+    assert {"auc_low", "auc_high", "fpd", "kpd"} <= set(run.data.metrics)
+    assert any(key.startswith("floor/") for key in run.data.metrics)
+    artefacts = MlflowClient(link["tracking_uri"]).list_artifacts(link["run_id"], "report")
+    assert sorted(a.path for a in artefacts) == ["report/metrics.json", "report/report.html"]
 
     again = twinforge("validate", "-r", "ref.h5", "-g", "gen.h5", "-o", "report")
     assert_user_error(again, "report", "not empty", "--overwrite")

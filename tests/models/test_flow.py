@@ -13,7 +13,7 @@ from twinforge.models import Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers import Conditions, ShowerFile
 from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
-from twinforge.training.train import TrainConfig, _model_config, run_training
+from twinforge.training.train import TrainConfig, data_facts, run_training
 
 THRESHOLD = 0.01515  # tiny detector readout threshold, MeV
 ENERGIES = np.geomspace(1e3, 6.4e4, 24)
@@ -188,26 +188,29 @@ def test_marginal_spline_starts_as_identity_and_learns(shape: str) -> None:
 
 def test_config_errors(tmp_path: Path, data: Path) -> None:
     klass = model_class("flow")
-    with pytest.raises(ValueError, match="n_layers is required"):
+    with pytest.raises(ConfigError, match="n_layers is required"):
         klass({}, 102, 3)
-    with pytest.raises(ValueError, match="unknown flow option"):
+    with pytest.raises(ConfigError, match="flow model config: unknown key 'layers'"):
         klass({"n_layers": 6, "layers": 3}, 102, 3)
-    with pytest.raises(ValueError, match="shape_flow must be one of"):
+    with pytest.raises(ConfigError, match="key 'shape_flow': Input should be 'nsf' or 'maf'"):
         klass({"n_layers": 6, "shape_flow": "glow"}, 102, 3)
-    with pytest.raises(ValueError, match="shape_marginal_bins must be 0 or >= 2"):
+    with pytest.raises(ConfigError, match="shape_marginal_bins must be 0 or >= 2"):
         klass({"n_layers": 6, "shape_marginal_bins": 1}, 102, 3)
-    with pytest.raises(ValueError, match="marginal_bound must be > 0"):
+    with pytest.raises(ConfigError, match="key 'marginal_bound': Input should be greater than 0"):
         klass({"n_layers": 6, "marginal_bound": 0}, 102, 3)
-    with pytest.raises(ValueError, match="shape_layerwise must be true or false, got 'no'"):
+    with pytest.raises(ConfigError, match="key 'shape_layerwise': Input should be a valid bool"):
         klass({"n_layers": 6, "shape_layerwise": "no"}, 102, 3)
-    with pytest.raises(ValueError, match="equal voxel count: 97 shape features"):
+    with pytest.raises(ConfigError, match="equal voxel count: 97 shape features"):
         klass({"n_layers": 6, "shape_layerwise": True}, 103, 3)
     uneven = ShowerTransform(64, kind="layers", layer_offsets=[0, 16, 64])  # 16 + 48 voxels
-    with pytest.raises(ValueError, match=r"equal voxel count; this readout has \[16, 48\]"):
-        _model_config(train_config(data, tmp_path / "m", shape_layerwise=True), uneven)
+    with ShowerFile(data) as f:
+        binning = f.readout.to_xml()
+    options = klass.validate_options({"shape_layerwise": True})
+    with pytest.raises(ConfigError, match=r"equal voxel count; this readout has \[16, 48\]"):
+        klass.complete_config(options, data_facts(uneven, binning))
     config = train_config(data, tmp_path / "m").model_dump()
     config["transform"] = {"kind": "log"}
-    with pytest.raises(ConfigError, match="needs transform kind 'layers'"):
+    with pytest.raises(ConfigError, match="needs transform kind 'layers', not 'log'"):
         run_training(TrainConfig.model_validate(config), quiet=True)
     with pytest.raises(ConfigError, match="n_layers=5"):
         run_training(train_config(data, tmp_path / "m", n_layers=5), quiet=True)

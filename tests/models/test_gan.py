@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from twinforge.catalog import Catalog
+from twinforge.errors import ConfigError
 from twinforge.models import Surrogate, model_class
 from twinforge.models.gan import CircularAlphaConv3d, ConditionalGAN, grid_schedule
 from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
@@ -157,9 +158,9 @@ def test_grid_fallback_and_config_errors() -> None:
     flat = gan(SMALL, 96, 3)
     assert flat.grid == (1, 1, 96)  # irregular readout: a 1-D sequence
     assert flat.decode(flat.noise(2), torch.zeros(2, 3)).shape == (2, 96)
-    with pytest.raises(ValueError, match="does not hold 96 voxels"):
+    with pytest.raises(ConfigError, match="does not hold 96 voxels"):
         gan({"grid": [6, 4, 5]}, 96, 3)
-    with pytest.raises(ValueError, match="unknown GAN option"):
+    with pytest.raises(ConfigError, match="gan model config: unknown key 'latent'"):
         gan({"latent": 3}, 96, 3)
 
 

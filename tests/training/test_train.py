@@ -150,10 +150,14 @@ def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:
     with pytest.raises(ConfigError, match="noise_edge is the edge of the dequantisation noise"):
         validate_config(TrainConfig, {"name": "x", "data": {"files": ["a.h5"]},
                                       "transform": {"noise_edge": 0.1}}, "t")  # fmt: skip
-    cfg = config(showers_file, tmp_path / "m")
-    cfg.model.config = {"latent": 3}
-    with pytest.raises(ConfigError, match="unknown VAE option"):
-        run_training(cfg, quiet=True)
+    with pytest.raises(
+        ConfigError, match=r"t: key 'model': vae model config: unknown key 'latent'"
+    ):
+        validate_config(TrainConfig, {"name": "x", "data": {"files": ["a.h5"]},
+                                      "model": {"config": {"latent": 3}}}, "t")  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown model family 'vea'; known: flow, flow-match"):
+        validate_config(TrainConfig, {"name": "x", "data": {"files": ["a.h5"]},
+                                      "model": {"family": "vea"}}, "t")  # fmt: skip
     cfg = config(tmp_path / "missing.h5", tmp_path / "m")
     with pytest.raises(TwinforgeError, match="file not found"):
         run_training(cfg, quiet=True)

@@ -93,13 +93,19 @@ def write_plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 def register(
-    catalog: Any, result: Mapping[str, Any], *, files: Iterable[str | os.PathLike[str]] = ()
+    catalog: Any,
+    result: Mapping[str, Any],
+    *,
+    files: Iterable[str | os.PathLike[str]] = (),
+    mlflow: Mapping[str, str] | None = None,
 ) -> Any:
     """Record ``result`` as an evaluation in ``catalog`` (a :class:`~twinforge.catalog.Catalog`).
 
     Linked to the model record whose path is the benchmarked model's, when there is one; the
     metrics are the timings, Geant4 and fidelity; the provenance holds the machine, the
-    settings and the conditions; ``files`` (the JSON, the plot) are checksummed with it.
+    settings, the conditions and ``mlflow`` (the MLflow run,
+    :meth:`twinforge.tracking.TrackedRun.link`) when given; ``files`` (the JSON, the plot) are
+    checksummed with it.
     """
     model = result.get("model", {})
     model_path = str(model.get("path", ""))
@@ -123,6 +129,8 @@ def register(
         "settings": result.get("settings", {}),
         "machine": machine,
     }
+    if mlflow is not None:
+        provenance["mlflow"] = dict(mlflow)
     description = (
         f"benchmark of the {model.get('family', '?')} model {model_path} on "
         f"{machine.get('cpu_model', '?')} ({result.get('settings', {}).get('threads')} threads)"

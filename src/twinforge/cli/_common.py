@@ -76,6 +76,38 @@ def catalog_option() -> Any:
     return typer.Option(None, "--catalog", "-c", metavar="URL_OR_PATH", help=_CATALOG_HELP)
 
 
+def tracking_uri_option() -> Any:
+    """The ``--tracking-uri`` option of the commands that log to MLflow."""
+    return typer.Option(
+        None,
+        "--tracking-uri",
+        metavar="URL_OR_PATH",
+        envvar="TWINFORGE_TRACKING_URI",
+        show_envvar=False,
+        help="MLflow tracking server URL (http://host:5000), sqlite:/// URL or store directory. "
+        "Default: $TWINFORGE_TRACKING_URI, else mlflow.sqlite beside the catalogue file. An "
+        "unreachable server costs a warning and the run is logged locally.",
+    )
+
+
+def no_tracking_option() -> Any:
+    """The ``--no-tracking`` switch of the commands that log to MLflow."""
+    return typer.Option(
+        False,
+        "--no-tracking",
+        envvar="TWINFORGE_NO_TRACKING",
+        show_envvar=False,
+        help="Do not log this run to MLflow (also: TWINFORGE_NO_TRACKING=1).",
+    )
+
+
+def tracking_config(uri: str | None, no_tracking: bool) -> Any:
+    """The :class:`twinforge.tracking.TrackingConfig` of ``--tracking-uri``/``--no-tracking``."""
+    from twinforge.tracking import TrackingConfig
+
+    return TrackingConfig(uri=uri, enabled=not no_tracking)
+
+
 def say(message: str) -> None:
     """Print a result line on stdout unless ``--quiet``."""
     if not options.quiet:

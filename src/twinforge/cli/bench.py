@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from twinforge.cli._common import catalog_option, console, options, progress, say
+from twinforge.cli._common import (
+    catalog_option,
+    console,
+    no_tracking_option,
+    options,
+    progress,
+    say,
+    tracking_config,
+    tracking_uri_option,
+)
 from twinforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from twinforge.tracking import TrackedRun
 
 
 def bench(
@@ -55,14 +68,18 @@ def bench(
     register: bool = typer.Option(
         True, "--register/--no-register", help="Record the result in the catalogue."
     ),
+    tracking_uri: str | None = tracking_uri_option(),
+    no_tracking: bool = no_tracking_option(),
 ) -> None:
     """Time per shower and throughput at each batch size, per backend and precision, with
     peak memory, against Geant4 on the same machine (speed-up per configuration).
 
     Warm-up calls are excluded; the median and the 16-84 % range over the repeats are shown.
+    The run is logged to MLflow (settings, machine, ms/shower and speed-ups, the JSON result).
     """
     from twinforge.bench import Timing, benchmark, write_json, write_plot
     from twinforge.config import parse_energy
+    from twinforge.tracking import default_workdir, start_run
 
     sizes = _ints(batch_sizes, "--batch-sizes")
     pdg = None
@@ -77,6 +94,7 @@ def bench(
     timing = Timing(
         warmup=warmup, min_repeats=min_repeats, max_repeats=max_repeats, budget_s=budget
     )
+    energy_mev = parse_energy(energy)
     bar = progress()  # started at the first step: input errors print no bar
     task = bar.add_task("benchmark", total=None)
 
@@ -85,41 +103,79 @@ def bench(
             bar.start()
         bar.update(task, description=what, completed=done, total=total)
 
-    try:
-        result = benchmark(
-            model,
-            batch_sizes=sizes,
-            backends=_words(backends),
-            precisions=precisions,
-            devices=_words(devices) if devices is not None else None,
-            threads=threads,
-            timing=timing,
-            energy=parse_energy(energy),
-            pdg=pdg,
-            geant4_showers=geant4_showers,
-            detector=detector,
-            reference=reference,
-            isolate=isolate,
-            progress=step,
-        )
-    finally:
-        bar.stop()
-    files = []
-    if output is not None:
-        files.append(write_json(result, output))
-    if plot is not None:
-        files.append(write_plot(result, plot))
-    if not options.quiet:
-        _print(result)
-    for path in files:
-        say(f"wrote {path}")
-    if register:
-        from twinforge.bench import register as register_result
-        from twinforge.catalog import Catalog
+    command = " ".join(["twinforge", *sys.argv[1:]])
+    with start_run(
+        tracking_config(tracking_uri, no_tracking),
+        kind="bench",
+        name=f"bench {model.name}",
+        workdir=default_workdir(catalog),
+        tags={"twinforge.command": command},
+    ) as run:
+        run.log_params(
+            {"input": {"model": str(model.resolve()), "energy_MeV": energy_mev, "pdg": pdg,
+                       "reference": None if reference is None else str(reference.resolve()),
+                       "detector": detector, "geant4_showers": geant4_showers}}
+        )  # fmt: skip
+        try:
+            result = benchmark(
+                model,
+                batch_sizes=sizes,
+                backends=_words(backends),
+                precisions=precisions,
+                devices=_words(devices) if devices is not None else None,
+                threads=threads,
+                timing=timing,
+                energy=energy_mev,
+                pdg=pdg,
+                geant4_showers=geant4_showers,
+                detector=detector,
+                reference=reference,
+                isolate=isolate,
+                progress=step,
+            )
+        finally:
+            bar.stop()
+        files = []
+        if output is not None:
+            files.append(write_json(result, output))
+        if plot is not None:
+            files.append(write_plot(result, plot))
+        if not options.quiet:
+            _print(result)
+        for path in files:
+            say(f"wrote {path}")
+        track_result(run, result, files)
+        if register:
+            from twinforge.bench import register as register_result
+            from twinforge.catalog import Catalog
 
-        with Catalog.open(catalog) as cat:
-            record = register_result(cat, result, files=files)
-        say(f"registered {record.global_id}")
+            with Catalog.open(catalog) as cat:
+                record = register_result(cat, result, files=files, mlflow=run.link())
+            run.set_tags({"twinforge.record": record.global_id})
+            say(f"registered {record.global_id}")
+    if run.run_id is not None:
+        say(f"MLflow run {run.run_id} ({run.tracking_uri})")
+
+
+def track_result(run: TrackedRun, result: dict[str, Any], files: list[Path]) -> None:
+    """Log a benchmark result to ``run``: :func:`twinforge.tracking.bench_summary`'s params and
+    metrics, and the files written (the JSON result, the plot) as artefacts; without
+    ``--output`` the JSON result is logged all the same (``bench.json``)."""
+    if not run.active:
+        return
+    import tempfile
+
+    from twinforge.bench import write_json
+    from twinforge.tracking import bench_summary
+
+    params, metrics = bench_summary(result)
+    run.log_params(params)
+    run.log_metrics(metrics)
+    for path in files:
+        run.log_artifact(path)
+    if not any(path.suffix == ".json" for path in files):
+        with tempfile.TemporaryDirectory(prefix="twinforge-bench-") as tmp:
+            run.log_artifact(write_json(result, Path(tmp) / "bench.json"))
 
 
 def _ints(text: str, what: str) -> list[int]:

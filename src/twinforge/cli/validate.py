@@ -12,15 +12,26 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from twinforge.cli._common import catalog_option, console, err_console, options, say
+from twinforge.cli._common import (
+    catalog_option,
+    console,
+    err_console,
+    no_tracking_option,
+    options,
+    say,
+    tracking_config,
+    tracking_uri_option,
+)
 
 if TYPE_CHECKING:
     from twinforge.detector.readout import Readout
+    from twinforge.tracking import TrackedRun
     from twinforge.validation import ValidationConfig, ValidationResult
+    from twinforge.validation.evaluate import EvaluationOutcome
 
 Status = Callable[[str], None]
 
@@ -96,6 +107,8 @@ def validate(
     no_catalog: bool = typer.Option(
         False, "--no-catalog", help="Do not register the evaluation in the catalogue."
     ),
+    tracking_uri: str | None = tracking_uri_option(),
+    no_tracking: bool = no_tracking_option(),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Write into OUTPUT even if it holds files."
     ),
@@ -104,7 +117,9 @@ def validate(
 
     Separation powers, classifier AUCs and FPD/KPD, overall and per incident-energy bin, each
     next to its noise floor (reference half vs half); the HTML report embeds every figure.
+    The run is logged to MLflow (parameters, headline metrics, metrics.json and report.html).
     """
+    from twinforge.tracking import default_workdir, start_run
     from twinforge.validation import evaluate
 
     cfg = _config(
@@ -118,28 +133,93 @@ def validate(
         no_cache=no_cache,
     )
     given = _readout_from(binning) if binning is not None else None
-    with _status() as status:
-        outcome = evaluate(
-            reference,
-            output,
-            generated=generated,
-            model=model,
-            config=cfg,
-            max_showers=max_showers,
-            seed=seed,
-            readout=given,
-            overwrite=overwrite,
-            progress=status,
-            floor_reference=floor_reference,
-        )
-        if not no_catalog:
-            from twinforge.catalog import Catalog
-            from twinforge.validation import register_evaluation
+    command = " ".join(["twinforge", *sys.argv[1:]])
+    inputs = tracked_inputs(
+        reference=reference, generated=generated, model=model, output=output,
+        floor_reference=floor_reference, binning=binning, max_showers=max_showers, seed=seed,
+    )  # fmt: skip
+    with start_run(
+        tracking_config(tracking_uri, no_tracking),
+        kind="validate",
+        name=f"{(model or generated or output).name} vs {reference.name}",
+        workdir=default_workdir(catalog),
+        tags={"twinforge.command": command},
+    ) as run:
+        run.log_params(inputs)
+        with _status() as status:
+            outcome = evaluate(
+                reference,
+                output,
+                generated=generated,
+                model=model,
+                config=cfg,
+                max_showers=max_showers,
+                seed=seed,
+                readout=given,
+                overwrite=overwrite,
+                progress=status,
+                floor_reference=floor_reference,
+            )
+            if run.active:
+                status("logging to MLflow")
+            track_outcome(run, outcome)
+            if not no_catalog:
+                from twinforge.catalog import Catalog
+                from twinforge.validation import register_evaluation
 
-            status("registering the evaluation")
-            with Catalog.open(catalog) as cat:
-                register_evaluation(cat, outcome, command=" ".join(["twinforge", *sys.argv[1:]]))
+                status("registering the evaluation")
+                with Catalog.open(catalog) as cat:
+                    register_evaluation(cat, outcome, command=command, mlflow=run.link())
+                run.set_tags({"twinforge.record": str(outcome.evaluation_id)})
     _print_summary(outcome.result, outcome.report, outcome.evaluation_id)
+    if run.run_id is not None:
+        say(f"MLflow run {run.run_id} ({run.tracking_uri})")
+
+
+def tracked_inputs(
+    *,
+    reference: Path,
+    generated: Path | None,
+    model: Path | None,
+    output: Path,
+    floor_reference: Path | None,
+    binning: Path | None,
+    max_showers: int | None,
+    seed: int | None,
+) -> dict[str, Any]:
+    """The command's inputs as MLflow parameters (absolute paths; None where not given)."""
+
+    def where(path: Path | None) -> str | None:
+        return None if path is None else str(path.resolve())
+
+    return {
+        "reference": where(reference),
+        "generated": where(generated),
+        "model": where(model),
+        "output": where(output),
+        "floor_reference": where(floor_reference),
+        "binning": where(binning),
+        "max_showers": max_showers,
+        "seed": seed,
+    }
+
+
+def track_outcome(run: TrackedRun, outcome: EvaluationOutcome) -> None:
+    """Log an evaluation to ``run``: the config as run, protocol and sample sizes (params), the
+    headline metrics and their noise floor, per-energy figures (step = energy bin), the
+    sampling time per shower (when sampled here) and ``metrics.json`` + ``report.html``
+    (artefacts under ``report/``)."""
+    from twinforge.tracking import validation_summary
+
+    params, metrics, per_energy = validation_summary(outcome.result.metrics)
+    params["sampled_here"] = outcome.sampled
+    metrics["ms_per_shower"] = outcome.ms_per_shower
+    run.log_params(params)
+    run.log_metrics(metrics)
+    for index, figures in per_energy:
+        run.log_metrics(figures, step=index)
+    for path in (outcome.metrics, outcome.report):
+        run.log_artifact(path, "report")
 
 
 @contextmanager

@@ -1,6 +1,8 @@
-"""The model protocol and the self-contained, safely loadable model directory.
+"""The model protocol, the family registry and the self-contained, safely loadable model
+directory.
 
-Every family is a ``torch.nn.Module`` with three methods:
+Every family is a subclass of :class:`GenerativeModel` with a pydantic ``Config`` (its options,
+unknown keys rejected by name) and three methods:
 
 - ``loss(x, c) -> dict`` with a scalar ``"loss"``: features ``x`` ``(B, F)``, conditions
   ``c`` ``(B, C)`` (see :class:`~twinforge.models.transforms.ShowerTransform`; ``F`` is its
@@ -13,15 +15,27 @@ Every family is a ``torch.nn.Module`` with three methods:
 :class:`Surrogate` bundles a model with its transform and describes a trained model directory:
 ``model.json`` (family, config, sizes, binning, provenance), ``weights.safetensors`` and the
 transform files. Loading never unpickles anything.
+
+Training asks a family, never its name, what it needs (see :class:`GenerativeModel`):
+``required_transform`` (a transform kind it must have), ``complete_config`` (options filled in
+from the data, such as the number of layers or the readout grid) and ``adversarial`` (two
+optimisers, :mod:`twinforge.training.module`).
+
+Families are plug-ins: entry points of group ``twinforge.families`` name their classes; a
+package adds one with, in its ``pyproject.toml``::
+
+    [project.entry-points."twinforge.families"]
+    my-family = "my_package.models:MyFamily"
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,28 +45,102 @@ from numpy.typing import ArrayLike, NDArray
 from safetensors.torch import load_file, save_file
 
 from twinforge import __version__
-from twinforge.errors import TwinforgeError
+from twinforge.config import StrictModel, validate_config
+from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers.conditions import Conditions
 from twinforge.showers.io import temporary_name
 
-__all__ = ["FAMILIES", "GenerativeModel", "Surrogate", "model_class", "register_family"]
+__all__ = [
+    "FAMILIES",
+    "GROUP",
+    "DataFacts",
+    "FamilyConfig",
+    "GenerativeModel",
+    "Surrogate",
+    "available_families",
+    "model_class",
+    "register_family",
+    "with_layer_count",
+]
+
+GROUP = "twinforge.families"
 
 FORMAT = "twinforge-model"
 FORMAT_VERSION = 1
 
 
+class FamilyConfig(StrictModel):
+    """Base of every family's options (a pydantic model: unknown keys are errors)."""
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What training knows about its data when it completes a family's config.
+
+    Attributes:
+        n_layer_features: layer-energy features of the ``layers`` transform (layers with
+            voxels); 0 for the other kinds.
+        layer_sizes: voxels per layer with voxels, in order.
+        grid: ``(n_z, n_alpha, n_r)`` of a regular readout whose voxels are the features, else
+            None.
+    """
+
+    n_layer_features: int
+    layer_sizes: tuple[int, ...]
+    grid: tuple[int, int, int] | None
+
+
 class GenerativeModel(torch.nn.Module):
-    """Base class of the model families (see the module docstring for the protocol)."""
+    """Base class of the model families (see the module docstring for the protocol).
+
+    A family sets ``family`` (its registered name) and ``Config`` (its options), and may
+    override ``required_transform`` and ``complete_config``. ``config`` holds the validated
+    options as plain JSON (what ``model.json`` stores); ``options`` as the ``Config`` object.
+    """
 
     family: ClassVar[str]
+    Config: ClassVar[type[FamilyConfig]] = FamilyConfig
+    adversarial: ClassVar[bool] = False
+    """True: trained with two optimisers (``configure_optimizers``, ``adversarial_step``)."""
 
-    def __init__(self, config: dict[str, Any], n_voxels: int, n_conditions: int) -> None:
+    def __init__(
+        self, config: Mapping[str, Any] | FamilyConfig, n_voxels: int, n_conditions: int
+    ) -> None:
         super().__init__()
-        self.config = dict(config)
+        self.options = self.validate_options(config)
+        self.config = self.options.model_dump(mode="json")
         self.n_voxels = n_voxels
         self.n_conditions = n_conditions
 
+    # ------------------------------------------------------------------ the family contract
+    @classmethod
+    def validate_options(cls, config: Mapping[str, Any] | FamilyConfig) -> FamilyConfig:
+        """``config`` as this family's ``Config``.
+
+        Raises:
+            ConfigError: an unknown option (named) or an invalid value, in one line.
+        """
+        if isinstance(config, cls.Config):
+            return config
+        data = config.model_dump() if isinstance(config, FamilyConfig) else dict(config)
+        return validate_config(cls.Config, data, f"{cls.family} model config")
+
+    @classmethod
+    def required_transform(cls, options: FamilyConfig) -> str | None:
+        """The feature-transform kind these options need (``"layers"``...), or None: any."""
+        return None
+
+    @classmethod
+    def complete_config(cls, options: FamilyConfig, data: DataFacts) -> FamilyConfig:
+        """The options with what training learns from the data filled in (default: as given).
+
+        Raises:
+            ConfigError: options that contradict the data.
+        """
+        return options
+
+    # ------------------------------------------------------------------ the model protocol
     def loss(self, x: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -62,27 +150,86 @@ class GenerativeModel(torch.nn.Module):
     def decode(self, noise: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    # adversarial families only (``adversarial = True``; see twinforge.training.module)
+    def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+        raise NotImplementedError(f"{type(self).__name__} is not adversarial")
+
+    def adversarial_step(
+        self, x: torch.Tensor, c: torch.Tensor, optimizers: list[Any], step: int
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} is not adversarial")
+
+
+def with_layer_count(options: Any, data: DataFacts) -> Any:
+    """``options`` (a config with an ``n_layers`` field) with ``n_layers`` set to the layer
+    features of the ``layers`` transform.
+
+    Raises:
+        ConfigError: a value given in the config disagrees with the data.
+    """
+    given = options.n_layers
+    if given is None:
+        return options.model_copy(update={"n_layers": data.n_layer_features})
+    if given != data.n_layer_features:
+        raise ConfigError(
+            f"model config: n_layers={given}, but the readout has {data.n_layer_features} "
+            "layers with voxels (leave n_layers out)"
+        )
+    return options
+
 
 FAMILIES: dict[str, Callable[[], type[GenerativeModel]]] = {}
+"""Families registered at run time (:func:`register_family`), beside the entry points."""
 
 
 def register_family(name: str, loader: Callable[[], type[GenerativeModel]]) -> None:
-    """Make family ``name`` buildable and loadable; ``loader`` returns its class lazily."""
+    """Make family ``name`` buildable and loadable in this process, without an entry point
+    (tests, notebooks); ``loader`` returns its class lazily. Entry points are the way for a
+    package."""
     FAMILIES[name] = loader
+
+
+def available_families() -> dict[str, str]:
+    """Family names and where they come from (entry point value, or "registered")."""
+    found = {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    found |= dict.fromkeys(FAMILIES, "registered")
+    return dict(sorted(found.items()))
+
+
+@cache
+def _load_entry_point(name: str, value: str) -> type[GenerativeModel]:
+    return EntryPoint(name, value, GROUP).load()  # type: ignore[no-any-return]
 
 
 def model_class(family: str) -> type[GenerativeModel]:
     """The class of a family name.
 
     Raises:
-        TwinforgeError: unknown family.
+        ConfigError: unknown family (the installed ones listed), an entry point that does not
+            import, or a class that is not a :class:`GenerativeModel` of that name.
     """
-    _register_builtin_families()
-    if family not in FAMILIES:
-        raise TwinforgeError(
-            f"unknown model family {family!r}; known: {', '.join(sorted(FAMILIES))}"
-        )
-    return FAMILIES[family]()
+    if family in FAMILIES:
+        klass = FAMILIES[family]()
+    else:
+        points = {ep.name: ep.value for ep in entry_points(group=GROUP)}
+        if family not in points:
+            raise ConfigError(
+                f"unknown model family {family!r}; known: "
+                f"{', '.join(available_families()) or 'none'} (a package adds one through the "
+                f"{GROUP!r} entry points)"
+            )
+        try:
+            klass = _load_entry_point(family, points[family])
+        except ImportError as exc:
+            raise ConfigError(
+                f"model family {family!r} ({points[family]}) cannot be imported: {exc}"
+            ) from None
+    if not (isinstance(klass, type) and issubclass(klass, GenerativeModel)):
+        raise ConfigError(f"model family {family!r} is not a twinforge GenerativeModel subclass")
+    if getattr(klass, "family", None) != family:
+        raise ConfigError(f"model family {family!r} is registered for class {klass.__name__} "
+                          f"whose family is {getattr(klass, 'family', None)!r}")  # fmt: skip
+    return klass
 
 
 @dataclass
@@ -214,22 +361,3 @@ class Surrogate:
             raise TwinforgeError(f"{directory}: transform and model disagree on the voxel count")
         model.eval()
         return cls(model, transform, header.get("binning_xml", ""), header.get("provenance", {}))
-
-
-_BUILTIN = {
-    "vae": ("twinforge.models.vae", "ConditionalVAE"),
-    "gan": ("twinforge.models.gan", "ConditionalGAN"),
-    "flow": ("twinforge.models.flow", "CaloFlow"),
-    "flow-matching": ("twinforge.models.flow_matching", "FlowMatching"),
-}
-
-
-def _register_builtin_families() -> None:
-    """Register the shipped families; each module is imported only when its family is used."""
-    for name, (module, attr) in _BUILTIN.items():
-        if name not in FAMILIES:
-
-            def loader(module: str = module, attr: str = attr) -> type[GenerativeModel]:
-                return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
-
-            register_family(name, loader)

@@ -56,9 +56,10 @@ Config (``model.config`` of the training YAML):
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, StrictBool, field_validator
 from torch.distributions import Transform
 from zuko.distributions import DiagNormal
 from zuko.flows import (
@@ -70,28 +71,40 @@ from zuko.flows import (
 )
 from zuko.transforms import DependentTransform, MonotonicRQSTransform
 
-from twinforge.models.base import GenerativeModel
+from twinforge.errors import ConfigError
+from twinforge.models.base import DataFacts, FamilyConfig, GenerativeModel, with_layer_count
 
-__all__ = ["DEFAULTS", "CaloFlow"]
+__all__ = ["CaloFlow", "FlowConfig"]
 
-DEFAULTS: dict[str, Any] = {
-    "n_layers": None,
-    "energy_flow": "nsf",
-    "energy_transforms": 3,
-    "energy_hidden": [64, 64],
-    "energy_passes": None,
-    "shape_flow": "maf",
-    "shape_transforms": 4,
-    "shape_hidden": [256, 256],
-    "shape_passes": 2,
-    "bins": 8,
-    "noise": 0.01,
-    "shape_marginal_bins": 0,
-    "marginal_bound": 10.0,
-    "shape_layerwise": False,
-}
+FlowKind = Literal["nsf", "maf"]
 
-_KINDS = ("nsf", "maf")
+
+class FlowConfig(FamilyConfig):
+    """Options of the ``flow`` family (see the module docstring)."""
+
+    n_layers: PositiveInt | None = Field(
+        None, description="layer-energy features; training fills it from the 'layers' transform"
+    )
+    energy_flow: FlowKind = "nsf"
+    energy_transforms: PositiveInt = 3
+    energy_hidden: list[PositiveInt] = Field([64, 64], min_length=1)
+    energy_passes: PositiveInt | None = None
+    shape_flow: FlowKind = "maf"
+    shape_transforms: PositiveInt = 4
+    shape_hidden: list[PositiveInt] = Field([256, 256], min_length=1)
+    shape_passes: PositiveInt | None = 2
+    bins: PositiveInt = 8
+    noise: float = Field(0.01, ge=0.0, description="Gaussian noise added to the features")
+    shape_marginal_bins: NonNegativeInt = 0
+    marginal_bound: PositiveFloat = 10.0
+    shape_layerwise: StrictBool = False
+
+    @field_validator("shape_marginal_bins")
+    @classmethod
+    def _zero_or_two(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("shape_marginal_bins must be 0 or >= 2, got 1")
+        return value
 
 
 def _orders(features: int, transforms: int, *, shuffle: bool, seed: int) -> list[torch.Tensor]:
@@ -206,45 +219,51 @@ class CaloFlow(GenerativeModel):
     """
 
     family: ClassVar[str] = "flow"
+    Config = FlowConfig
+    options: FlowConfig
 
-    def __init__(self, config: dict[str, Any], n_voxels: int, n_conditions: int) -> None:
-        unknown = set(config) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown flow option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        super().__init__({**DEFAULTS, **config}, n_voxels, n_conditions)
+    @classmethod
+    def required_transform(cls, options: FamilyConfig) -> str | None:
+        """Always ``layers``: the energy flow models the layer energies."""
+        return "layers"
+
+    @classmethod
+    def complete_config(cls, options: FamilyConfig, data: DataFacts) -> FamilyConfig:
+        """Fill ``n_layers`` from the transform (a given one must agree); check that
+        ``shape_layerwise`` has layers of equal voxel count."""
+        assert isinstance(options, FlowConfig)
+        options = with_layer_count(options, data)
+        sizes = sorted(set(data.layer_sizes))
+        if options.shape_layerwise and len(sizes) > 1:
+            raise ConfigError(
+                f"flow model config: shape_layerwise needs layers of equal voxel count; this "
+                f"readout has {sizes}"
+            )
+        return options
+
+    def __init__(
+        self, config: dict[str, Any] | FlowConfig, n_voxels: int, n_conditions: int
+    ) -> None:
+        super().__init__(config, n_voxels, n_conditions)
         cfg = self.config
         if cfg["n_layers"] is None:
-            raise ValueError("n_layers is required (training fills it from the 'layers' transform)")
+            raise ConfigError(
+                "flow model config: n_layers is required (training fills it from the 'layers' "
+                "transform)"
+            )
         n_layers = int(cfg["n_layers"])
         if not 1 <= n_layers < n_voxels:
-            raise ValueError(f"n_layers must be in [1, {n_voxels - 1}], got {n_layers}")
-        for key in ("energy_flow", "shape_flow"):
-            if cfg[key] not in _KINDS:
-                raise ValueError(f"{key} must be one of {_KINDS}, got {cfg[key]!r}")
-        for key in ("energy_transforms", "shape_transforms", "bins"):
-            if int(cfg[key]) < 1:
-                raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
+            raise ConfigError(
+                f"flow model config: n_layers must be in [1, {n_voxels - 1}], got {n_layers}"
+            )
         marginal_bins = int(cfg["shape_marginal_bins"])
-        if marginal_bins < 0 or marginal_bins == 1:
-            raise ValueError(f"shape_marginal_bins must be 0 or >= 2, got {marginal_bins}")
-        if float(cfg["marginal_bound"]) <= 0:
-            raise ValueError(f"marginal_bound must be > 0, got {cfg['marginal_bound']}")
-        for key in ("energy_passes", "shape_passes"):
-            if cfg[key] is not None and int(cfg[key]) < 1:
-                raise ValueError(f"{key} must be >= 1 or null, got {cfg[key]}")
-        if float(cfg["noise"]) < 0:
-            raise ValueError(f"noise must be >= 0, got {cfg['noise']}")
         self.n_layers = n_layers
         self.n_shape = n_voxels - n_layers
-        if not isinstance(cfg["shape_layerwise"], bool):
-            raise ValueError(
-                f"shape_layerwise must be true or false, got {cfg['shape_layerwise']!r}"
-            )
         self.layerwise = cfg["shape_layerwise"]
         if self.layerwise and self.n_shape % n_layers:
-            raise ValueError(
-                f"shape_layerwise needs layers of equal voxel count: {self.n_shape} shape "
-                f"features do not split into {n_layers} layers"
+            raise ConfigError(
+                f"flow model config: shape_layerwise needs layers of equal voxel count: "
+                f"{self.n_shape} shape features do not split into {n_layers} layers"
             )
         # features and context of one shape-flow row: a layer, or the whole shower
         shape_features = self.n_shape // n_layers if self.layerwise else self.n_shape

@@ -19,31 +19,53 @@ Shapes: ``V`` voxels (features), ``C`` condition columns, batch ``B`` / ``N``.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import Field, NonNegativeInt, PositiveInt, StrictBool, field_validator
 from torch import nn
 
-from twinforge.models.base import GenerativeModel
+from twinforge.errors import ConfigError
+from twinforge.models.base import DataFacts, FamilyConfig, GenerativeModel, with_layer_count
 
-__all__ = ["SOLVERS", "FlowMatching", "VelocityNet"]
+__all__ = ["SOLVERS", "FlowMatching", "FlowMatchingConfig", "VelocityNet"]
 
 SOLVERS = ("euler", "midpoint", "rk4")
 
-DEFAULTS: dict[str, Any] = {
-    "hidden": 512,  # width of the residual MLP
-    "blocks": 4,  # residual blocks
-    "time_dim": 64,  # sinusoidal time features (even)
-    "embed_dim": 128,  # width of the (time, conditions) embedding that modulates every block
-    "dropout": 0.0,
-    "sigma_min": 0.0,  # 0: rectified flow; > 0: OT-CFM with a Gaussian of this width at t = 1
-    "steps": 20,  # fixed ODE steps at sampling time
-    "solver": "midpoint",  # "euler" (1 network call / step), "midpoint" (2), "rk4" (4)
-    "energy_network": False,  # two stages: layer energies first (needs the 'layers' transform)
-    "n_layers": None,  # layer-energy features; filled by training when energy_network is set
-    "energy_hidden": 256,  # width of the layer-energy velocity network
-    "energy_blocks": 3,  # its residual blocks
-}
+
+class FlowMatchingConfig(FamilyConfig):
+    """Options of the ``flow-matching`` family."""
+
+    hidden: PositiveInt = Field(512, description="width of the residual MLP")
+    blocks: NonNegativeInt = Field(4, description="residual blocks")
+    time_dim: PositiveInt = Field(64, description="sinusoidal time features (even)")
+    embed_dim: PositiveInt = Field(
+        128, description="width of the (time, conditions) embedding that modulates every block"
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    sigma_min: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="0: rectified flow; > 0: OT-CFM with a Gaussian of this width at t = 1",
+    )  # fmt: skip
+    steps: PositiveInt = Field(20, description="fixed ODE steps at sampling time")
+    solver: Literal["euler", "midpoint", "rk4"] = Field(
+        "midpoint", description="1, 2 or 4 network calls per step"
+    )
+    energy_network: StrictBool = Field(
+        False, description="two stages: layer energies first (needs the 'layers' transform)"
+    )
+    n_layers: PositiveInt | None = Field(
+        None, description="layer-energy features; filled by training when energy_network is set"
+    )
+    energy_hidden: PositiveInt = Field(256, description="width of the layer-energy network")
+    energy_blocks: NonNegativeInt = Field(3, description="its residual blocks")
+
+    @field_validator("time_dim")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("time_dim must be even")
+        return value
 
 
 class _Block(nn.Module):
@@ -126,42 +148,43 @@ class VelocityNet(nn.Module):
 class FlowMatching(GenerativeModel):
     """Conditional flow matching on the transformed features.
 
-    Config (all optional): ``hidden`` (512) and ``blocks`` (4) of the residual velocity MLP,
-    ``time_dim`` (64, even) sinusoidal time features, ``embed_dim`` (128) of the time/condition
-    embedding, ``dropout`` (0), ``sigma_min`` (0: rectified flow), and the sampler: ``steps``
-    (20) fixed steps of ``solver`` ``"euler"``, ``"midpoint"`` (default) or ``"rk4"``
-    (1, 2 and 4 network evaluations per step).
+    Options: :class:`FlowMatchingConfig`: ``hidden`` (512) and ``blocks`` (4) of the residual
+    velocity MLP, ``time_dim`` (64, even) sinusoidal time features, ``embed_dim`` (128) of the
+    time/condition embedding, ``dropout`` (0), ``sigma_min`` (0: rectified flow), and the
+    sampler: ``steps`` (20) fixed steps of ``solver`` ``"euler"``, ``"midpoint"`` (default) or
+    ``"rk4"`` (1, 2 and 4 network evaluations per step).
     """
 
     family: ClassVar[str] = "flow-matching"
+    Config = FlowMatchingConfig
+    options: FlowMatchingConfig
 
-    def __init__(self, config: dict[str, Any], n_voxels: int, n_conditions: int) -> None:
-        unknown = set(config) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f"unknown flow-matching option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}"
-            )
-        super().__init__({**DEFAULTS, **config}, n_voxels, n_conditions)
+    @classmethod
+    def required_transform(cls, options: FamilyConfig) -> str | None:
+        """``layers`` with ``energy_network`` (it models the layer energies first)."""
+        assert isinstance(options, FlowMatchingConfig)
+        return "layers" if options.energy_network else None
+
+    @classmethod
+    def complete_config(cls, options: FamilyConfig, data: DataFacts) -> FamilyConfig:
+        """Fill ``n_layers`` from the transform when ``energy_network`` is set."""
+        assert isinstance(options, FlowMatchingConfig)
+        return with_layer_count(options, data) if options.energy_network else options
+
+    def __init__(
+        self, config: dict[str, Any] | FlowMatchingConfig, n_voxels: int, n_conditions: int
+    ) -> None:
+        super().__init__(config, n_voxels, n_conditions)
         cfg = self.config
-        _check_sampler(cfg["steps"], cfg["solver"])
-        for key in ("hidden", "blocks", "time_dim", "embed_dim"):
-            if not isinstance(cfg[key], int) or cfg[key] < (0 if key == "blocks" else 1):
-                raise ValueError(f"flow-matching option {key!r} must be a positive integer")
-        if cfg["time_dim"] % 2:
-            raise ValueError("flow-matching option 'time_dim' must be even")
-        if not 0.0 <= float(cfg["sigma_min"]) < 1.0:
-            raise ValueError("flow-matching option 'sigma_min' must be in [0, 1)")
-        if not 0.0 <= float(cfg["dropout"]) < 1.0:
-            raise ValueError("flow-matching option 'dropout' must be in [0, 1)")
         common = {"time_dim": cfg["time_dim"], "embed_dim": cfg["embed_dim"],
                   "dropout": float(cfg["dropout"])}  # fmt: skip
         self.n_layers = 0
         if cfg["energy_network"]:
             n_layers = cfg["n_layers"]
             if not isinstance(n_layers, int) or not 1 <= n_layers < n_voxels:
-                raise ValueError(
-                    "flow-matching 'energy_network' needs 'n_layers' in [1, features) (training "
-                    "fills it from the 'layers' transform)"
+                raise ConfigError(
+                    "flow-matching model config: energy_network needs n_layers in [1, features) "
+                    "(training fills it from the 'layers' transform)"
                 )
             self.n_layers = n_layers
             self.energy_net = VelocityNet(

@@ -55,27 +55,42 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from twinforge.models.base import GenerativeModel
+from twinforge.errors import ConfigError
+from twinforge.models.base import DataFacts, FamilyConfig, GenerativeModel
 
-__all__ = ["CircularAlphaConv3d", "ConditionalGAN", "Updater", "grid_schedule"]
+__all__ = ["CircularAlphaConv3d", "ConditionalGAN", "GANConfig", "Updater", "grid_schedule"]
 
-DEFAULTS: dict[str, Any] = {
-    "grid": None,  # [n_z, n_alpha, n_r]; None: a 1-D sequence (1, 1, V)
-    "latent_dim": 64,
-    "hidden": 256,  # generator MLP width
-    "channels": 32,  # generator channels at the coarse volume (halved per stage, >= 8)
-    "stages": 2,  # x2 up/down-sampling stages
-    "critic_channels": 16,  # critic channels at full resolution (doubled per stage)
-    "critic_hidden": 128,
-    "minibatch_std": True,
-    "n_critic": 1,  # critic updates per generator update
-    "aux_weight": 1.0,
-    "lr_critic_factor": 2.0,  # two time-scale update rule: critic lr = factor * lr
-    "betas": [0.0, 0.9],
-}
+
+class GANConfig(FamilyConfig):
+    """Options of the ``gan`` family."""
+
+    grid: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
+        None,
+        description="[n_z, n_alpha, n_r]; training fills it from a regular readout; None: a 1-D "
+        "sequence (1, 1, V)",
+    )
+    latent_dim: PositiveInt = 64
+    hidden: PositiveInt = Field(256, description="generator MLP width")
+    channels: PositiveInt = Field(
+        32, description="generator channels at the coarse volume (halved per stage, >= 8)"
+    )
+    stages: NonNegativeInt = Field(2, description="x2 up/down-sampling stages")
+    critic_channels: PositiveInt = Field(
+        16, description="critic channels at full resolution (doubled per stage)"
+    )
+    critic_hidden: PositiveInt = 128
+    minibatch_std: bool = True
+    n_critic: PositiveInt = Field(1, description="critic updates per generator update")
+    aux_weight: float = Field(1.0, ge=0.0, description="weight of the energy regression")
+    lr_critic_factor: PositiveFloat = Field(
+        2.0, description="two time-scale update rule: critic lr = factor * lr"
+    )
+    betas: tuple[float, float] = Field((0.0, 0.9), description="Adam betas")
+
 
 _LEAK = 0.2
 
@@ -237,36 +252,35 @@ class Critic(nn.Module):
 class ConditionalGAN(GenerativeModel):
     """3DGAN-style conditional GAN (see the module docstring).
 
-    Config (defaults in ``DEFAULTS``): ``grid`` ``[n_z, n_alpha, n_r]`` (filled by training
-    from the readout; None: a 1-D sequence), ``latent_dim``, ``hidden`` (generator MLP),
-    ``channels`` (generator, coarse volume), ``stages`` (x2 resolution stages),
-    ``critic_channels``, ``critic_hidden``, ``minibatch_std``, ``n_critic``, ``aux_weight``,
-    ``lr_critic_factor``, ``betas`` (Adam).
+    Options: :class:`GANConfig`. Training fills ``grid`` from a regular readout when it is
+    not given (:meth:`complete_config`).
     """
 
     family: ClassVar[str] = "gan"
+    Config = GANConfig
+    options: GANConfig
     adversarial: ClassVar[bool] = True
-    uses_grid: ClassVar[bool] = True  # run_training fills config["grid"] from the readout
 
-    def __init__(self, config: dict[str, Any], n_voxels: int, n_conditions: int) -> None:
-        unknown = set(config) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown GAN option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        merged = {**DEFAULTS, **config}
-        grid = merged["grid"]
-        if grid is None:
-            grid = [1, 1, n_voxels]
-        grid = [int(n) for n in grid]
-        if merged["grid"] is not None:
-            merged["grid"] = grid
-        if len(grid) != 3 or min(grid) < 1 or math.prod(grid) != n_voxels:
-            raise ValueError(f"grid {merged['grid']} does not hold {n_voxels} voxels as (z, a, r)")
-        if int(merged["stages"]) < 0 or int(merged["n_critic"]) < 1:
-            raise ValueError("stages must be >= 0 and n_critic >= 1")
-        super().__init__(merged, n_voxels, n_conditions)
+    def __init__(
+        self, config: dict[str, Any] | GANConfig, n_voxels: int, n_conditions: int
+    ) -> None:
+        super().__init__(config, n_voxels, n_conditions)
+        grid = self.options.grid or (1, 1, n_voxels)
+        if math.prod(grid) != n_voxels:
+            raise ConfigError(
+                f"gan model config: grid {list(grid)} does not hold {n_voxels} voxels as (z, a, r)"
+            )
         self.grid = (grid[0], grid[1], grid[2])
         self.generator = Generator(self.config, self.grid, n_conditions)
         self.critic = Critic(self.config, self.grid, n_conditions)
+
+    @classmethod
+    def complete_config(cls, options: FamilyConfig, data: DataFacts) -> FamilyConfig:
+        """Fill ``grid`` from a regular readout when not given (else a 1-D sequence)."""
+        assert isinstance(options, GANConfig)
+        if options.grid is not None or data.grid is None:
+            return options
+        return options.model_copy(update={"grid": data.grid})
 
     # ------------------------------------------------------------------ protocol
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

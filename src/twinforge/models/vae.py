@@ -4,16 +4,25 @@ the incident energy (and particle, angles) by concatenation."""
 from __future__ import annotations
 
 import itertools
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
+from pydantic import Field, PositiveInt
 from torch import nn
 
-from twinforge.models.base import GenerativeModel
+from twinforge.models.base import FamilyConfig, GenerativeModel
 
-__all__ = ["ConditionalVAE"]
+__all__ = ["ConditionalVAE", "VAEConfig"]
 
-DEFAULTS: dict[str, Any] = {"latent_dim": 10, "hidden": [256, 128, 64], "beta": 1.0}
+
+class VAEConfig(FamilyConfig):
+    """Options of the ``vae`` family."""
+
+    latent_dim: PositiveInt = Field(10, description="latent dimensions (10, as Par04)")
+    hidden: list[PositiveInt] = Field(
+        [256, 128, 64], min_length=1, description="encoder widths; the decoder mirrors them"
+    )
+    beta: float = Field(1.0, ge=0.0, description="weight of the KL term")
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -28,19 +37,19 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 class ConditionalVAE(GenerativeModel):
     """``q(z | x, c)`` and ``p(x | z, c)`` as MLPs; Gaussian likelihood in feature space.
 
-    Config: ``latent_dim`` (default 10, as Par04), ``hidden`` encoder widths (decoder mirrored),
-    ``beta`` weight of the KL term.
+    Options: :class:`VAEConfig`.
     """
 
     family: ClassVar[str] = "vae"
+    Config = VAEConfig
+    options: VAEConfig
 
-    def __init__(self, config: dict[str, Any], n_voxels: int, n_conditions: int) -> None:
-        unknown = set(config) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown VAE option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        super().__init__({**DEFAULTS, **config}, n_voxels, n_conditions)
-        hidden = list(self.config["hidden"])
-        latent = int(self.config["latent_dim"])
+    def __init__(
+        self, config: dict[str, object] | VAEConfig, n_voxels: int, n_conditions: int
+    ) -> None:
+        super().__init__(config, n_voxels, n_conditions)
+        hidden = list(self.options.hidden)
+        latent = self.options.latent_dim
         self.encoder = _mlp([n_voxels + n_conditions, *hidden, 2 * latent])
         self.decoder = _mlp([latent + n_conditions, *hidden[::-1], n_voxels])
 
@@ -51,13 +60,13 @@ class ConditionalVAE(GenerativeModel):
         reconstruction = ((x_hat - x) ** 2).sum(dim=1).mean()
         kl = (-0.5 * (1 + log_var - mu**2 - log_var.exp()).sum(dim=1)).mean()
         return {
-            "loss": reconstruction + self.config["beta"] * kl,
+            "loss": reconstruction + self.options.beta * kl,
             "reconstruction": reconstruction,
             "kl": kl,
         }
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, int(self.config["latent_dim"]), generator=generator)
+        return torch.randn(n, self.options.latent_dim, generator=generator)
 
     def decode(self, noise: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.decoder(torch.cat([noise, c], dim=1))

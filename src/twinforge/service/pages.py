@@ -16,7 +16,7 @@ from functools import cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -405,6 +405,25 @@ _GROUP_TITLES: Final = {
 }
 
 
+def _mlflow_facts(provenance: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The facts "MLflow run <id>" (a link to it on an http(s) tracking server) and the
+    command that opens a local store in MLflow's UI, from the provenance's ``mlflow`` entry."""
+    link = provenance.get("mlflow")
+    if not isinstance(link, Mapping) or not link.get("run_id"):
+        return []
+    run_id, uri = str(link["run_id"]), str(link.get("tracking_uri") or "")
+    run: Any = run_id
+    if uri.lower().startswith(("http://", "https://")) and link.get("experiment_id"):
+        exp = quote(str(link["experiment_id"]), safe="")
+        run = {"text": run_id, "href": f"{uri.rstrip('/')}/#/experiments/{exp}/runs/"
+               f"{quote(run_id, safe='')}"}  # fmt: skip
+        return [("MLflow run", run)]
+    facts: list[tuple[str, Any]] = [("MLflow run", run)]
+    if link.get("ui"):
+        facts.append(("MLflow UI", str(link["ui"])))
+    return facts
+
+
 def _landing(request: Request, kind: str, ref: str, st: State) -> Response:
     record = views.resolve(st.catalog, ref, kind)
     if ref != record.global_id:  # a name: send to the canonical address
@@ -442,6 +461,7 @@ def _landing(request: Request, kind: str, ref: str, st: State) -> Response:
         crate = f"{page_path(record)}/ro-crate.zip"
         actions.append({"text": "RO-Crate (zip, files referenced)", "href": crate})
         actions.append({"text": "RO-Crate with the data (zip)", "href": f"{crate}?data=true"})
+    facts += _mlflow_facts(record.provenance)
     actions.append({"text": "JSON", "href": f"/api/v1/records/{record.global_id}"})
     blocks.append(("Provenance", json.dumps(record.provenance, indent=2, default=str)))
     groups = [

@@ -6,6 +6,16 @@ memory and later epochs shuffle the whole split from there, so reading and trans
 bulk of an epoch's time for small networks) happens once. The train/validation split is a
 deterministic function of each event's position, so it is the same in every epoch and every
 run, and is recorded in provenance.
+
+Under data-parallel training (DDP, :mod:`twinforge.training.distributed`) each of the W
+processes takes its slice of every global batch of the training split: the batches are drawn
+exactly as in one process (same order, same ``batch_size``), and process r keeps part r of W
+of each. The shards are disjoint, cover the epoch, and every process yields the same number of
+batches (DDP waits for all at each step); with the gradients averaged, a step is the
+one-process step on the same global batch. Every process reads and transforms the whole split
+(the cache makes that a first-epoch cost, held once per process). The validation split is not
+divided: every process evaluates all of it, so ``val/loss`` (early stopping, the best
+checkpoint) is the same in every process and the one-process value.
 """
 
 from __future__ import annotations
@@ -140,6 +150,10 @@ class ShowerStream(IterableDataset):
             epochs see the same features.
         cache_bytes: keep the split's features in memory after the first pass when they take
             at most this many bytes (0: never; the estimate is events x features x 4 bytes).
+        shard: ``(rank, world_size)`` of a data-parallel run: the training split yields part
+            ``rank`` of ``world_size`` of each global batch of ``batch_size`` events (see the
+            module docstring). None: from ``torch.distributed`` when a process group is
+            initialised (DDP), else ``(0, 1)``. The validation split is never divided.
     """
 
     def __init__(
@@ -153,8 +167,12 @@ class ShowerStream(IterableDataset):
         chunk_events: int = 8192,
         seed: int = 0,
         cache_bytes: int = 0,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard {shard}: rank must be in [0, world_size)")
+        self.shard = shard
         self.paths = [Path(p) for p in paths]
         self.transform = transform
         self.split: Split = split
@@ -220,7 +238,19 @@ class ShowerStream(IterableDataset):
         elif features:
             self._cached = _concat(features)
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        """``(rank, world_size)`` this iteration divides the training batches by."""
+        if self.split != "train":
+            return 0, 1
+        if self.shard is not None:
+            return self.shard
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rank, world = self._rank_and_world()
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.split == "train":
             self.epoch += 1
@@ -228,6 +258,8 @@ class ShowerStream(IterableDataset):
             order = rng.permutation(len(x)) if self.split == "train" else np.arange(len(x))
             for start in range(0, len(x), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                if self.split == "train" and len(idx) < 2:
-                    continue  # batch norm needs two events
+                if self.split == "train" and len(idx) < 2 * world:
+                    continue  # batch norm needs two events (in every process)
+                if world > 1:  # this process's part; sizes differ by at most one
+                    idx = np.array_split(idx, world)[rank]
                 yield torch.from_numpy(x[idx]), torch.from_numpy(c[idx])

@@ -96,7 +96,7 @@ class SurrogateModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.max_steps = max_steps
         self.gradient_clip = gradient_clip
-        self.adversarial = bool(getattr(model, "adversarial", False))
+        self.adversarial = model.adversarial
         if self.adversarial:
             self.automatic_optimization = False
         self._counted_this_batch = False

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,10 +29,11 @@ from twinforge._json import finite_or_none
 from twinforge.config import StrictModel
 from twinforge.detector.readout import Readout
 from twinforge.errors import ConfigError, TwinforgeError
-from twinforge.models.base import Surrogate, model_class
+from twinforge.models.base import DataFacts, Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers.file import ShowerFile
 from twinforge.training.data import SPLITS, ShowerStream, fit_transform
+from twinforge.training.distributed import DistributedSpec
 
 __all__ = ["TrainConfig", "run_training"]
 
@@ -55,8 +57,18 @@ class DataSpec(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    family: str = "vae"
-    config: dict[str, Any] = Field(default_factory=dict)
+    family: str = Field(
+        "vae", description="a registered family (entry points 'twinforge.families')"
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="the family's options (its Config; defaults omitted)"
+    )
+
+    @model_validator(mode="after")
+    def _known_options(self) -> ModelSpec:
+        """Unknown families and unknown or invalid options are errors when the YAML loads."""
+        model_class(self.family).validate_options(self.config)
+        return self
 
 
 class TransformSpec(StrictModel):
@@ -110,6 +122,11 @@ class TrainConfig(StrictModel):
     optim: OptimSpec = Field(default_factory=OptimSpec)
     seed: int = Field(0, ge=0)
     output: str = Field("models/{name}", description="model directory to write")
+    init_from: str | None = Field(
+        None,
+        description="a model directory (same family, same conditions; may be trained on "
+        "another readout) whose weights start this one (twinforge.training.adapt)",
+    )
 
     def output_path(self) -> Path:
         return Path(self.output.format(name=self.name))
@@ -126,8 +143,18 @@ def run_training(
     catalog: Any | None = None,
     quiet: bool = False,
     overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
+    tracker: Any | None = None,
+    distributed: DistributedSpec | None = None,
 ) -> Path:
-    """Train, write the model directory, register it (when ``catalog`` is given); return it."""
+    """Train, write the model directory, register it (when ``catalog`` is given); return it.
+
+    ``callbacks`` are extra Lightning callbacks (e.g. a tuning study's pruner); ``tracker`` an
+    open experiment-tracking run (:mod:`twinforge.tracking`) that receives the parameters,
+    per-epoch metrics and the model directory. ``distributed`` says how many processes train
+    and on what (:mod:`twinforge.training.distributed`; default: one process, the GPU when
+    torch sees one); under DDP only the first process writes and registers the model.
+    """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -150,9 +177,10 @@ def run_training(
             f"transform.dequantize: {files[0]} records no readout threshold (provenance "
             "detector_config.readout.threshold), and the noise must lie below it"
         )
+    klass = model_class(config.model.family)
+    options = klass.validate_options(config.model.config)
+    kind = _transform_kind(config, klass.required_transform(options))
     try:
-        klass = model_class(config.model.family)
-        kind = _transform_kind(config)
         transform = ShowerTransform(
             n_voxels,
             kind=kind,
@@ -164,10 +192,15 @@ def run_training(
             pdgs=pdgs,
             layer_offsets=_layer_offsets(binning) if kind == "layers" else None,
         )
-        model_config = _with_grid(klass, _model_config(config, transform), binning, transform)
-        model = klass(model_config, transform.n_features, transform.n_conditions)
     except ValueError as exc:
-        raise ConfigError(f"model config: {exc}") from None
+        raise ConfigError(f"transform: {exc}") from None
+    options = klass.complete_config(options, data_facts(transform, binning))
+    model = klass(options, transform.n_features, transform.n_conditions)
+    transfer = None
+    if config.init_from is not None:  # before the (long) fit of the transform: fail early
+        from twinforge.training.adapt import initialise_from
+
+        transfer = initialise_from(model, transform, binning, config.init_from).summary()
     fit_transform(transform, files, val_fraction=config.data.val_fraction, seed=config.seed)
 
     options = {
@@ -188,6 +221,13 @@ def run_training(
         dirpath=ckpt_dir, filename="best", monitor="val/loss", save_last=True,
         save_on_train_epoch_end=False,
     )  # fmt: skip
+    plan = (distributed or DistributedSpec()).resolve(batch_size=config.optim.batch_size)
+    log.info("training with %s", plan.describe())
+    loggers: list[Any] = [CSVLogger(ckpt_dir, name="", version="log")]  # metrics.csv
+    if tracker is not None:
+        tracker.log_params(config.model_dump(mode="json"))
+        if (forward := tracker.lightning_logger()) is not None:  # per-epoch metrics
+            loggers.append(forward)
     trainer = L.Trainer(
         max_steps=config.optim.max_steps,
         max_epochs=config.optim.max_epochs,
@@ -197,6 +237,7 @@ def run_training(
         # adversarial models clip inside their manual optimisation (SurrogateModule)
         gradient_clip_val=None if module.adversarial else config.optim.gradient_clip,
         callbacks=[
+            *callbacks,
             checkpoint,
             EarlyStopping(
                 "val/loss",
@@ -205,12 +246,12 @@ def run_training(
                 strict=False,
             ),
         ],
-        logger=CSVLogger(ckpt_dir, name="", version="log"),  # per-epoch losses: metrics.csv
+        logger=loggers,
         enable_progress_bar=not quiet,
         enable_model_summary=False,
         deterministic=True,
-        accelerator="cpu",
         num_sanity_val_steps=0,
+        **plan.trainer_kwargs(partial_backward=module.adversarial),  # devices, strategy...
     )
     last = ckpt_dir / "last.ckpt"
     resume = last if last.exists() else None
@@ -220,7 +261,11 @@ def run_training(
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume
+        # DDP: validation is not divided (the same val/loss everywhere); train/* is rank 0's
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
         trainer.fit(module, stream["train"], stream["val"], ckpt_path=resume, weights_only=True)
+    if not trainer.is_global_zero:  # DDP: the first process writes and registers the model
+        return out
     history = ckpt_dir / "log" / "metrics.csv"
     best = checkpoint.best_model_path
     if best and Path(best).exists():  # the weights of the best validation epoch
@@ -233,6 +278,7 @@ def run_training(
     provenance = {
         "training_files": [str(f.resolve()) for f in files],
         "train_config": config.model_dump(mode="json"),
+        "transfer": transfer,
         "split": {"val_fraction": config.data.val_fraction, "rule": "hash(index) < fraction"},
         "best_val_loss": finite_or_none(float(best_score)) if best_score is not None else None,
         "epochs": trainer.current_epoch,
@@ -244,8 +290,13 @@ def run_training(
         "lightning": L.__version__,
         "twinforge": __version__,
     }
+    if tracker is not None and (link := tracker.link()) is not None:
+        provenance["mlflow"] = link
     surrogate = Surrogate(model, transform, binning, provenance)
     surrogate.save(out, overwrite=overwrite)
+    if tracker is not None:
+        tracker.log_metrics({f"final/{k}": v for k, v in metrics.items()})
+        tracker.log_artifact(out, "model")
     if catalog is not None:
         record = catalog.add_model(
             config.name, architecture=config.model.family, path=out, provenance=provenance
@@ -302,54 +353,30 @@ def _layer_offsets(binning_xml: str) -> list[int]:
     return [int(o) for o in Readout.from_xml(binning_xml).offsets]
 
 
-def _transform_kind(config: TrainConfig) -> str:
-    """The transform kind: ``layers`` for the flow family (it models the layer split)."""
-    if config.model.family != "flow":
+def _transform_kind(config: TrainConfig, required: str | None) -> str:
+    """The transform kind: the family's required one, unless the config names another."""
+    if required is None:
         return config.transform.kind
-    if "kind" in config.transform.model_fields_set and config.transform.kind != "layers":
-        raise ValueError(
-            f"the flow family needs transform kind 'layers', not {config.transform.kind!r}"
+    if "kind" in config.transform.model_fields_set and config.transform.kind != required:
+        raise ConfigError(
+            f"the {config.model.family} model config needs transform kind {required!r}, "
+            f"not {config.transform.kind!r}"
         )
-    return "layers"
+    return required
 
 
-def _model_config(config: TrainConfig, transform: ShowerTransform) -> dict[str, Any]:
-    """The model config, with ``n_layers`` filled in from the transform for the families that
-    model the layer energies separately (flow; flow matching with ``energy_network``)."""
-    model_config = dict(config.model.config)
-    two_stage = config.model.family == "flow-matching" and model_config.get("energy_network")
-    if two_stage and transform.kind != "layers":
-        raise ValueError("flow-matching with energy_network needs transform kind 'layers'")
-    if config.model.family == "flow" or two_stage:
-        given = model_config.setdefault("n_layers", transform.n_layer_features)
-        if given != transform.n_layer_features:
-            raise ValueError(
-                f"n_layers={given}, but the readout has {transform.n_layer_features} layers "
-                "with voxels (leave n_layers out)"
-            )
-    if config.model.family == "flow" and model_config.get("shape_layerwise"):
-        sizes = sorted(
-            {b - a for a, b in itertools.pairwise(transform.layer_offsets or []) if b > a}
-        )
-        if len(sizes) > 1:
-            raise ValueError(
-                f"shape_layerwise needs layers of equal voxel count; this readout has {sizes}"
-            )
-    return model_config
-
-
-def _with_grid(
-    klass: type, model_config: dict[str, Any], binning: str, transform: ShowerTransform
-) -> dict[str, Any]:
-    """Fill ``grid`` (z, alpha, r) of a regular readout into the config of families that use
-    it (``uses_grid``, the GAN) when the user did not set it; else the family falls back to a
-    1-D sequence."""
-    if not getattr(klass, "uses_grid", False) or model_config.get("grid") is not None:
-        return model_config
-    readout = Readout.from_xml(binning)
-    if not readout.is_regular or transform.n_features != readout.n_voxels:
-        return model_config
-    return {**model_config, "grid": list(readout.grid_shape)}
+def data_facts(transform: ShowerTransform, binning_xml: str) -> DataFacts:
+    """What a family may take from the data: layer features, layer sizes and, for a regular
+    readout whose voxels are the features, the ``(z, alpha, r)`` grid."""
+    offsets = transform.layer_offsets or []
+    sizes = tuple(b - a for a, b in itertools.pairwise(offsets) if b > a)
+    readout = Readout.from_xml(binning_xml)
+    regular = readout.is_regular and transform.n_features == readout.n_voxels
+    return DataFacts(
+        n_layer_features=transform.n_layer_features,
+        layer_sizes=sizes,
+        grid=tuple(int(n) for n in readout.grid_shape) if regular else None,  # type: ignore[arg-type]
+    )
 
 
 def _threshold(path: Path) -> float:

@@ -211,13 +211,18 @@ def evaluate(
 
 
 def register_evaluation(
-    catalog: Catalog, outcome: EvaluationOutcome, *, command: str | None = None
+    catalog: Catalog,
+    outcome: EvaluationOutcome,
+    *,
+    command: str | None = None,
+    mlflow: dict[str, str] | None = None,
 ) -> str:
     """Add the evaluation (overall metrics, noise floor, report files) to ``catalog``.
 
     Linked to the reference file's dataset and to the model (the one given, else the one a
-    generated file records in its provenance) when the catalogue knows them. Sets and returns
-    ``outcome.evaluation_id``.
+    generated file records in its provenance) when the catalogue knows them; ``mlflow`` (the
+    MLflow run, :meth:`twinforge.tracking.TrackedRun.link`) goes into the provenance. Sets and
+    returns ``outcome.evaluation_id``.
     """
     metrics_all = outcome.result.metrics
     ref_file = _find_file(catalog, outcome.reference)
@@ -244,6 +249,8 @@ def register_evaluation(
         "skipped": metrics_all.get("skipped"),
         "warnings": metrics_all.get("warnings"),
     }
+    if mlflow is not None:
+        provenance["mlflow"] = dict(mlflow)
     files: list[Path] = [outcome.metrics, outcome.report]
     if outcome.sampled:
         files.append(outcome.generated)
