@@ -292,8 +292,9 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
 
 
 def test_cli_writes_the_slurm_script_without_training(
-    tmp_path: Path, showers_file: Path, cli: Cli
+    tmp_path: Path, showers_file: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("TWINFORGE_NO_TRACKING")  # (the tests' setting would be passed on)
     cfg = config(showers_file, tmp_path / "m")
     path = tmp_path / "a dir" / "t.yaml"
     path.parent.mkdir()
@@ -313,6 +314,13 @@ def test_cli_writes_the_slurm_script_without_training(
     assert Path(srun[1]).name == "twinforge"
     assert not (tmp_path / "m").exists()
     assert not (tmp_path / "m.checkpoints").exists()
+    # the training's own options travel to every process
+    code, err = cli("train", str(path), "--slurm-script", str(out), "--overwrite",
+                    "--nodes", "2", "--gpus-per-node", "5", "--init-from", "siw model",
+                    "--no-tracking")  # fmt: skip
+    assert code == 0, err
+    srun = shlex.split(next(line for line in out.read_text().splitlines() if "srun " in line))
+    assert srun[-4:] == ["--overwrite", "--init-from", "siw model", "--no-tracking"]
     # 50 events do not split over 2 x 4 processes
     code, err = cli("train", str(path), "--slurm-script", str(out), "--nodes", "2",
                     "--gpus-per-node", "4")  # fmt: skip
