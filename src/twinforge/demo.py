@@ -407,6 +407,7 @@ def _verify(catalog: Catalog, dataset_ids: list[str | None]) -> None:
 # --------------------------------------------------------------------------- model stages
 def _train(catalog: Catalog, result: DemoResult, progress: Progress) -> None:
     """Train the profile's family on the training file into ``workdir/models/NAME``."""
+    from twinforge.config import validate_config
     from twinforge.training.train import TrainConfig, run_training
 
     p = result.profile
@@ -427,7 +428,7 @@ def _train(catalog: Catalog, result: DemoResult, progress: Progress) -> None:
         "seed": 0,
         "output": str(result.workdir.resolve() / "models" / "{name}"),
     }
-    config = TrainConfig.model_validate(data)
+    config = validate_config(TrainConfig, data, "demo training config")
     _write_config(result.workdir, "train", config.model_dump(mode="json"))
     progress(f"training {p.family}", None, None)
     start = time.perf_counter()
