@@ -226,8 +226,20 @@ def _register_builtin_kinds() -> None:
 
         return ValidationConfig
 
+    def tune() -> type[BaseModel]:
+        from twinforge.tune.config import TuneConfig
+
+        return TuneConfig
+
+    def scaling() -> type[BaseModel]:
+        from twinforge.tune.scaling import ScalingConfig
+
+        return ScalingConfig
+
     register_kind("detector", detector)
     register_kind("validation", validation)
+    register_kind("tune", tune)
+    register_kind("scaling", scaling)
     register_kind("train", train)
     register_kind("simulate", simulate)
     register_kind("campaign", campaign)

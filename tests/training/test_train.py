@@ -137,6 +137,16 @@ def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) 
                                   surrogate.sample([1e4], seed=3))  # fmt: skip
     with pytest.raises(TwinforgeError, match="already exists"):
         run_training(config(showers_file, tmp_path / "m"), quiet=True)
+    # the same name again in the catalogue: refused before training, nothing written
+    with (
+        Catalog.open(tmp_path / "cat.sqlite") as cat,
+        pytest.raises(
+            TwinforgeError, match=r"model 'vae-test' is already in the catalogue \(model-1\)"
+        ),
+    ):
+        run_training(config(showers_file, tmp_path / "m3"), catalog=cat, quiet=True)
+    assert not (tmp_path / "m3").exists()
+    assert not (tmp_path / "m3.checkpoints").exists()
 
 
 def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:

@@ -13,11 +13,13 @@ from twinforge.cli import (
     demo,
     detector,
     export,
+    scale,
     serve,
     showers,
     simulate,
     surrogate,
     train,
+    tune,
     validate,
 )
 from twinforge.cli._common import options, setup_logging
@@ -62,6 +64,8 @@ app.command(name="convert")(simulate.convert)
 app.command(name="simulators")(simulate.simulators)
 app.command(name="train")(train.train)
 app.command(name="sample")(train.sample)
+app.command(name="tune")(tune.tune)
+app.command(name="scale")(scale.scale)
 app.command(name="validate")(validate.validate)
 app.command(name="export")(export.export)
 app.command(name="bench")(bench.bench)

@@ -167,6 +167,12 @@ def run_training(
     out = config.output_path()
     if out.exists() and not overwrite:
         raise TwinforgeError(f"{out}: already exists (--overwrite replaces it)")
+    if catalog is not None and (known := catalog.find(config.name, "models")) is not None:
+        # refused before hours of training, not after: catalogue records are not replaced
+        raise TwinforgeError(
+            f"model {config.name!r} is already in the catalogue ({known.global_id}); give this "
+            "run another name"
+        )
     started = dt.datetime.now(dt.UTC)
     L.seed_everything(config.seed, workers=True, verbose=False)  # before the weights are drawn
     files = [Path(f) for f in config.data.files]
