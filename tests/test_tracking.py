@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from twinforge import tracking
+from twinforge.bench.summary import bench_summary
 from twinforge.errors import ConfigError
 from twinforge.tracking import (
     TrackingConfig,
-    bench_summary,
     default_workdir,
     flatten_params,
     sanitize_key,
     start_run,
-    validation_summary,
 )
+from twinforge.validation.summary import validation_summary
 
 HTTP_VARS = (
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",

@@ -55,12 +55,11 @@ __all__ = [
     "STORE_FILE",
     "TrackedRun",
     "TrackingConfig",
-    "bench_summary",
     "default_workdir",
     "flatten_params",
+    "metric_number",
     "sanitize_key",
     "start_run",
-    "validation_summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -194,7 +193,7 @@ class TrackedRun:
         now = int(time.time() * 1000)
         items = []
         for key, value in metrics.items():
-            number = _number(value)
+            number = metric_number(value)
             if number is None:
                 continue
             items.append(Metric(sanitize_key(key), number, now, int(step or 0)))
@@ -615,7 +614,8 @@ def _is_sequence(value: Any) -> bool:
     )
 
 
-def _number(value: Any) -> float | None:
+def metric_number(value: Any) -> float | None:
+    """``value`` as a metric: a float, or None for None, text and NaN."""
     if value is None or isinstance(value, str | bytes):
         return None
     try:
@@ -715,118 +715,3 @@ def _logger_class() -> type:
 
     _LOGGER_CLASS = MLflowRunLogger
     return MLflowRunLogger
-
-
-# ---------------------------------------------------------------------------- summaries
-_SCOPE_KEYS: Final = {"classifier_low": "low", "classifier_high": "high"}
-
-
-def _scope_metrics(scope: Mapping[str, Any] | None, prefix: str = "") -> dict[str, float | None]:
-    """The scalar figures of one ``metrics.json`` scope (overall, a bin, the floor)."""
-    out: dict[str, float | None] = {}
-    if not scope:
-        return out
-    for key, short in _SCOPE_KEYS.items():
-        clf = scope.get(key)
-        if clf:
-            for field in ("auc", "auc_min", "auc_max", "auc_std", "jsd", "jsd_min", "jsd_max"):
-                stem, _, tail = field.partition("_")
-                out[f"{prefix}{stem}_{short}{'_' + tail if tail else ''}"] = clf.get(field)
-    for key in ("fpd", "kpd"):
-        dist = scope.get(key)
-        if dist:
-            out[f"{prefix}{key}"] = dist.get("value")
-            out[f"{prefix}{key}_error"] = dist.get("error")
-    sep = scope.get("separation")
-    if sep:
-        for key in ("e_ratio", "voxel_spectrum", "radial"):
-            out[f"{prefix}separation/{key}"] = sep.get(key)
-        for key, value in (sep.get("summary") or {}).items():
-            out.setdefault(f"{prefix}separation/{key}", value)
-    return out
-
-
-def validation_summary(
-    metrics: Mapping[str, Any],
-) -> tuple[dict[str, Any], dict[str, float | None], list[tuple[int, dict[str, float | None]]]]:
-    """What ``twinforge validate`` logs from a ``metrics.json`` mapping.
-
-    Returns:
-        ``(params, metrics, per_energy)``: params are the validation config as run
-        (``config.*``), the protocol (``protocol.*``) and the sample sizes; metrics the overall
-        figures (``auc_low``, ``auc_low_min``, ``auc_high``, ``jsd_low``, ``fpd``, ``kpd``,
-        ``fpd_error``, ``separation/e_ratio``...) and the noise floor's (``floor/auc_low``...);
-        per_energy one ``(bin index, figures)`` per incident-energy bin (logged at step = bin
-        index).
-    """
-    protocol = dict(metrics.get("protocol") or {})
-    for key in ("low_budget_description", "high_budget_description"):
-        protocol.pop(key, None)
-    readout = metrics.get("readout") or {}
-    params: dict[str, Any] = {
-        "config": metrics.get("config") or {},
-        "protocol": protocol,
-        "readout": {k: readout.get(k) for k in ("n_layers", "n_voxels", "calochallenge_dataset")},
-        "n_reference": (metrics.get("reference") or {}).get("n_showers"),
-        "n_generated": (metrics.get("generated") or {}).get("n_showers"),
-    }
-    values = _scope_metrics(metrics.get("overall"))
-    floor = metrics.get("noise_floor") or {}
-    values.update(_scope_metrics(floor.get("overall"), "floor/"))
-    total = sum((metrics.get("timing_s") or {}).values()) if metrics.get("timing_s") else None
-    values["seconds"] = total
-    per_energy = []
-    for index, item in enumerate(metrics.get("per_energy") or []):
-        figures = _scope_metrics(item.get("metrics"), "per_energy/")
-        lo, hi = (item.get("energy_range_mev") or [None, None])[:2]
-        figures["per_energy/energy_lo_mev"] = lo
-        figures["per_energy/energy_hi_mev"] = hi
-        per_energy.append((index, figures))
-    return params, values, per_energy
-
-
-def bench_summary(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float | None]]:
-    """What ``twinforge bench`` logs from its result (:func:`twinforge.bench.benchmark`).
-
-    Returns:
-        ``(params, metrics)``: params are the model (``model.*``), the conditions, the settings
-        and the machine (CPU, usable CPUs, memory, GPUs, library versions); metrics
-        ``<backend>_<precision>_<device>_b<batch>/ms_per_shower`` (median), ``.../showers_per_s``,
-        ``.../peak_rss_mib``, ``.../speedup_vs_geant4`` per configuration, ``geant4_ms_per_shower``,
-        ``best_ms_per_shower``, ``best_speedup_vs_geant4`` and the same-noise fidelity figures
-        of each reduced-precision variant (``fidelity/<label>/...``).
-    """
-    machine = dict(result.get("machine") or {})
-    machine.pop("hostname", None)
-    params: dict[str, Any] = {
-        "model": result.get("model") or {},
-        "conditions": result.get("conditions") or {},
-        "settings": result.get("settings") or {},
-        "machine": machine,
-    }
-    geant4 = result.get("geant4")
-    if geant4:
-        params["geant4"] = {k: geant4.get(k) for k in ("physics", "detector", "n")}
-    values: dict[str, float | None] = {}
-    rows = result.get("results") or []
-    for row in rows:
-        label = "_".join(str(row.get(k)) for k in ("backend", "precision", "device"))
-        label += f"_b{row.get('batch')}"
-        values[f"{label}/ms_per_shower"] = row.get("median_ms_per_shower")
-        values[f"{label}/showers_per_s"] = row.get("showers_per_s")
-        values[f"{label}/peak_rss_mib"] = row.get("peak_rss_mib")
-        values[f"{label}/gpu_peak_mib"] = row.get("gpu_peak_mib")
-        values[f"{label}/speedup_vs_geant4"] = row.get("speedup_vs_geant4")
-    times = [t for r in rows if (t := _number(r.get("median_ms_per_shower"))) is not None]
-    speedups = [s for r in rows if (s := _number(r.get("speedup_vs_geant4"))) is not None]
-    values["best_ms_per_shower"] = min(times) if times else None
-    values["best_speedup_vs_geant4"] = max(speedups) if speedups else None
-    if geant4:
-        seconds = _number(geant4.get("median_s_per_shower"))
-        values["geant4_ms_per_shower"] = None if seconds is None else seconds * 1e3
-    same = (result.get("fidelity") or {}).get("same_noise") or {}
-    for label, figures in same.items():
-        for key, value in (figures or {}).items():
-            if key != "n":
-                values[f"fidelity/{label}/{key}"] = _number(value)
-    return params, values

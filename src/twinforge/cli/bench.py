@@ -158,7 +158,7 @@ def bench(
 
 
 def track_result(run: TrackedRun, result: dict[str, Any], files: list[Path]) -> None:
-    """Log a benchmark result to ``run``: :func:`twinforge.tracking.bench_summary`'s params and
+    """Log a benchmark result to ``run``: :func:`twinforge.bench.summary.bench_summary`'s params and
     metrics, and the files written (the JSON result, the plot) as artefacts; without
     ``--output`` the JSON result is logged all the same (``bench.json``)."""
     if not run.active:
@@ -166,7 +166,7 @@ def track_result(run: TrackedRun, result: dict[str, Any], files: list[Path]) -> 
     import tempfile
 
     from twinforge.bench import write_json
-    from twinforge.tracking import bench_summary
+    from twinforge.bench.summary import bench_summary
 
     params, metrics = bench_summary(result)
     run.log_params(params)

@@ -209,7 +209,7 @@ def track_outcome(run: TrackedRun, outcome: EvaluationOutcome) -> None:
     headline metrics and their noise floor, per-energy figures (step = energy bin), the
     sampling time per shower (when sampled here) and ``metrics.json`` + ``report.html``
     (artefacts under ``report/``)."""
-    from twinforge.tracking import validation_summary
+    from twinforge.validation.summary import validation_summary
 
     params, metrics, per_energy = validation_summary(outcome.result.metrics)
     params["sampled_here"] = outcome.sampled

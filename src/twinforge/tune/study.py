@@ -457,8 +457,8 @@ def _train_and_validate(
 ) -> float:
     """Train ``train`` (pruned on its validation loss), validate the model, return the
     objective; record what it did in the trial's user attributes and the tracked ``run``."""
-    from twinforge.tracking import validation_summary
     from twinforge.training.train import run_training
+    from twinforge.validation.summary import validation_summary
 
     say("training")
     model = run_training(
