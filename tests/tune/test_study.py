@@ -19,7 +19,7 @@ from twinforge.config import load_config
 from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.training.train import TrainConfig
 from twinforge.tune import load_tune_config, resolve_storage, run_study
-from twinforge.tune.study import open_storage
+from twinforge.tune.storage import open_storage
 
 FIGURE_TITLES = ("Optimisation history", "Parameter importances", "Parallel coordinates")
 

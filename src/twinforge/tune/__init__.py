@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from twinforge.tune.config import Param, TuneConfig, check_space, load_tune_config
 from twinforge.tune.objective import FIGURES, describe_objective, objective_value
-from twinforge.tune.study import (
-    PruningCallback,
-    StudyOutcome,
-    TrialOutcome,
-    resolve_storage,
-    run_study,
-)
+from twinforge.tune.storage import resolve_storage
+from twinforge.tune.study import PruningCallback, StudyOutcome, TrialOutcome, run_study
 
 __all__ = [
     "FIGURES",
