@@ -17,9 +17,9 @@ done
 "$TF" -q scale "$HERE/scaling-siw.yaml" "${CAT[@]}"
 "$TF" -q scale "$HERE/adaptation-scratch.yaml" "${CAT[@]}"
 "$TF" -q scale "$HERE/adaptation-init.yaml" "${CAT[@]}"
-[ -f data/modelops/siw-train-val.h5 ] || "$TF" -q showers split \
-  data/modelops/modelops-siw-train/modelops-siw-train.h5 --split val --val-fraction 0.1 \
-  -o data/modelops/siw-train-val.h5
+[ -f data/modelops/siw-train-val30.h5 ] || "$TF" -q showers split \
+  data/modelops/modelops-siw-train/modelops-siw-train.h5 --split val --val-fraction 0.3 \
+  -o data/modelops/siw-train-val30.h5
 "$TF" -q tune "$HERE/tune-siw.yaml" "${CAT[@]}"
 # best against default: the searched values of the best trial, 3 training seeds each, test set
 "${PYTHON:-python}" - "$HERE" <<'PY'

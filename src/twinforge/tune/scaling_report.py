@@ -70,6 +70,8 @@ def _intro(summary: dict[str, Any]) -> str:
 def _axis_figure(
     results: list[dict[str, Any]], axis: str, unit: str, figures: list[str], summarise: Any
 ) -> str:
+    from matplotlib.ticker import NullFormatter
+
     fig = _figure(width=4.2 * len(figures), height=3.4)
     axes = fig.subplots(1, len(figures), squeeze=False)[0]
     for ax, name in zip(axes, figures, strict=True):
@@ -83,6 +85,8 @@ def _axis_figure(
         high = [r["max"] - r["median"] for r in rows]
         ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color="#1f77b4")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # (2 x 10^2 3 x 10^2 ... overlap)
+        ax.set_xticks(x, [f"{v:.3g}" for v in x])
         ax.set_xlabel(unit)
         ax.set_ylabel(name)
         if name.startswith("auc"):
