@@ -169,7 +169,16 @@ def test_cli_trains_from_a_model_and_tracks_the_run(
     assert "final/val/loss" in run.data.metrics
     names = {a.path for a in client.list_artifacts(link["run_id"], "model")}
     assert {"model/model.json", "model/weights.safetensors"} <= names
-    bad = twinforge("-q", "train", "t.yaml", "--overwrite", "--init-from", str(tmp_path / "no"))
+    bad = twinforge(
+        "-q",
+        "train",
+        "t.yaml",
+        "--overwrite",
+        "--init-from",
+        str(tmp_path / "no"),
+        "--catalog",
+        str(tmp_path / "other.sqlite"),
+    )  # (dst is in the first one)
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("error: --init-from: ")
     assert "model directory not found" in bad.stderr
