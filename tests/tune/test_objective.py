@@ -91,8 +91,8 @@ def test_reference_checks(tmp_path: Path, shower_files: tuple[Path, Path]) -> No
 def test_trial_validation_is_twinforge_validate_without_the_html(
     tmp_path: Path, shower_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A trial's metrics (no report) equal those of evaluate(), the code of twinforge
-    validate --model, run with the same settings (its HTML report left out here: slow)."""
+    """A trial's metrics (evaluate(report=False)) equal those of evaluate() with its report,
+    the code of twinforge validate --model (the HTML itself stubbed here: slow)."""
     import json
 
     from twinforge.training.train import TrainConfig, run_training
@@ -114,6 +114,7 @@ def test_trial_validation_is_twinforge_validate_without_the_html(
     ours = evaluate_model(model, ref, tmp_path / "ours", suite, max_showers=250, title="t")
     written = json.loads((tmp_path / "ours" / "metrics.json").read_text())
     assert written["overall"] == ours["overall"]
+    assert not (tmp_path / "ours" / "report.html").exists()  # evaluate(report=False)
     monkeypatch.setattr(evaluate_module, "_write_report", lambda output, *a: output / "r.html")
     theirs = evaluate_module.evaluate(
         ref, tmp_path / "theirs", model=model, config=suite, max_showers=250

@@ -31,7 +31,6 @@ from pydantic import Field
 
 from twinforge.config import StrictModel
 from twinforge.errors import ConfigError, TwinforgeError
-from twinforge.showers.io import atomic_write_text
 from twinforge.validation.suite import (
     MIN_FPD,
     MIN_KPD,
@@ -267,48 +266,14 @@ def evaluate_model(
     """Validate ``model`` against ``reference`` as ``twinforge validate --model`` does and
     return the metrics mapping (also written to ``output/metrics.json``).
 
-    With ``report``, this is :func:`twinforge.validation.evaluate` itself (``report.html``
-    too). Without, the same steps minus the HTML report, whose figures cost far more than
-    the objective's metrics (about 20 s on the 96-voxel test detector): the same seeded subset
-    of the reference, the model sampled once per reference shower at its conditions into
-    ``output/generated.h5``, the suite (:func:`~twinforge.validation.run_validation`) with the
-    same arguments.
+    It is :func:`twinforge.validation.evaluate` itself; without ``report`` it writes no
+    ``report.html``, whose figures cost far more than the objective's metrics (about 20 s on
+    the 96-voxel test detector).
     """
-    from twinforge.validation.evaluate import (
-        _check_particles,
-        _read_sample,
-        _sample_model,
-        check_output,
-        evaluate,
-        with_seed,
-    )
-    from twinforge.validation.suite import run_validation
+    from twinforge.validation.evaluate import evaluate
 
-    if report:
-        outcome = evaluate(
-            reference, output, model=model, config=suite, max_showers=max_showers,
-            overwrite=True, progress=progress, title=title,
-        )  # fmt: skip
-        return outcome.result.metrics
-    say = progress or (lambda _text: None)
-    check_output(output, overwrite=True)
-    cfg = with_seed(suite, None)
-    say(f"reading {reference}")
-    ref = _read_sample(reference, None, max_showers, cfg.seed)
-    check_classifiers(cfg, len(ref.showers))
-    gen, _seconds = _sample_model(model, ref, output, cfg.seed, say)
-    result = run_validation(
-        ref.showers,
-        ref.conditions.energy,
-        gen.showers,
-        gen.conditions.energy,
-        ref.readout,
-        cfg,
-        progress=say,
-        reference_info=ref.info(),
-        generated_info=gen.info(),
-        recorded_threshold=ref.threshold,
-    )
-    _check_particles(result, ref, gen)
-    atomic_write_text(output / "metrics.json", result.to_json() + "\n")
-    return result.metrics
+    outcome = evaluate(
+        reference, output, model=model, config=suite, max_showers=max_showers,
+        overwrite=True, progress=progress, title=title, report=report,
+    )  # fmt: skip
+    return outcome.result.metrics

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from twinforge.detector.readout import Readout
 from twinforge.errors import TwinforgeError
 from twinforge.showers import Conditions, ShowerFile
+from twinforge.showers.io import atomic_write_text
 from twinforge.validation.suite import (
     FloorReference,
     ValidationConfig,
@@ -48,8 +49,8 @@ class EvaluationOutcome:
 
     Attributes:
         result: the metrics (JSON-able dict) and the observables behind them.
-        report: the HTML report.
-        metrics: ``metrics.json`` beside it.
+        report: the HTML report (None when ``evaluate(report=False)``).
+        metrics: ``metrics.json``.
         reference: the reference shower file.
         generated: the generated shower file (given, or sampled into the output directory).
         model: the model directory, when one was given.
@@ -61,7 +62,7 @@ class EvaluationOutcome:
     """
 
     result: ValidationResult
-    report: Path
+    report: Path | None
     metrics: Path
     reference: Path
     generated: Path
@@ -117,6 +118,7 @@ def evaluate(
     progress: Progress | None = None,
     title: str | None = None,
     floor_reference: str | Path | None = None,
+    report: bool = True,
 ) -> EvaluationOutcome:
     """Validate generated showers (a file, or a model sampled here) against reference showers.
 
@@ -140,6 +142,8 @@ def evaluate(
         floor_reference: a second, independent reference file (e.g. Geant4 with other seeds)
             for the noise floor at the full sample size; without it the floor compares two
             halves of the reference.
+        report: write ``report.html``; False: ``metrics.json`` only (the report's figures cost
+            far more than the cheap metrics: tuning trials, scaling points).
 
     Raises:
         TwinforgeError: missing inputs, a non-empty output, binnings that differ (the message
@@ -191,8 +195,12 @@ def evaluate(
         floor_reference=floor,
     )
     _check_particles(result, ref, gen)
-    say("writing the report")
-    html = _write_report(output, result, ref, gen, cfg.seed, title)
+    if report:
+        say("writing the report")
+        html: Path | None = _write_report(output, result, ref, gen, cfg.seed, title)
+    else:
+        atomic_write_text(output / "metrics.json", result.to_json() + "\n")
+        html = None
     outcome = EvaluationOutcome(
         result=result,
         report=html,
@@ -251,7 +259,7 @@ def register_evaluation(
     }
     if mlflow is not None:
         provenance["mlflow"] = dict(mlflow)
-    files: list[Path] = [outcome.metrics, outcome.report]
+    files: list[Path] = [outcome.metrics, *([outcome.report] if outcome.report else [])]
     if outcome.sampled:
         files.append(outcome.generated)
     ref_name = (
