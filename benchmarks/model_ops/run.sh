@@ -44,3 +44,15 @@ study = {
 yaml.safe_dump(study, open("best-vs-default.yaml", "w"), sort_keys=False)
 PY
 "$TF" -q scale best-vs-default.yaml "${CAT[@]}"
+# the validation protocol's high-level classifier on the six best/default models, and on Geant4
+# train vs test (the floor): one `twinforge validate` each
+printf 'kind: validation\nmetrics: [classifier_high]\nnoise_floor: false\nenergy_bins: 0\nclassifier_seeds: [0, 1, 2]\n' > auc_high.yaml
+TEST=data/modelops/modelops-siw-test/modelops-siw-test.h5
+[ -f auc/floor/metrics.json ] || "$TF" -q validate -r "$TEST" \
+  -g data/modelops/modelops-siw-train/modelops-siw-train.h5 --max-showers 1500 -o auc/floor \
+  --config auc_high.yaml --no-tracking "${CAT[@]}" --overwrite
+for point in scaling/modelops-best-vs-default/points/model-*; do
+  out="auc/$(basename "$point")"
+  [ -f "$out/metrics.json" ] || "$TF" -q validate -r "$TEST" --model "$point/model" -o "$out" \
+    --config auc_high.yaml --no-tracking "${CAT[@]}" --overwrite
+done

@@ -62,6 +62,10 @@ def scaling_tables(study: Path) -> str:
 def main(workdir: Path) -> None:
     for study in sorted((workdir / "scaling").glob("*/results.json")):
         print(scaling_tables(study.parent), end="\n\n")
+    for metrics in sorted((workdir / "auc").glob("*/metrics.json")):
+        clf = json.loads(metrics.read_text())["overall"]["classifier_high"]
+        print(f"auc_high {metrics.parent.name}: {clf['auc']:.4f} "
+              f"[{clf['auc_min']:.3f}, {clf['auc_max']:.3f}]")  # fmt: skip
     for study in sorted((workdir / "studies").glob("*/study.json")):
         data = json.loads(study.read_text())
         print(f"#### study {study.parent.name}\n\n```\n{json.dumps(data, indent=1)[:3000]}\n```")
