@@ -101,11 +101,17 @@ def no_tracking_option() -> Any:
     )
 
 
-def tracking_config(uri: str | None, no_tracking: bool) -> Any:
-    """The :class:`twinforge.tracking.TrackingConfig` of ``--tracking-uri``/``--no-tracking``."""
+def tracking_config(uri: str | None, no_tracking: bool, base: Any = None) -> Any:
+    """``base`` (a :class:`twinforge.tracking.TrackingConfig`, e.g. a study config's; default
+    the defaults) with ``--tracking-uri`` and ``--no-tracking`` applied when given."""
     from twinforge.tracking import TrackingConfig
 
-    return TrackingConfig(uri=uri, enabled=not no_tracking)
+    config = base if base is not None else TrackingConfig()
+    if uri:
+        config = config.model_copy(update={"uri": uri})
+    if no_tracking:
+        config = config.model_copy(update={"enabled": False})
+    return config
 
 
 def say(message: str) -> None:

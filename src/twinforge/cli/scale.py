@@ -11,6 +11,7 @@ from twinforge.cli._common import (
     no_tracking_option,
     progress,
     say,
+    tracking_config,
     tracking_uri_option,
 )
 from twinforge.errors import TwinforgeError
@@ -32,11 +33,7 @@ def scale(
     from twinforge.tune.scaling import load_scaling_config, plan_points, run_scaling
 
     cfg = load_scaling_config(config)
-    tracking = cfg.tracking
-    if tracking_uri:
-        tracking = tracking.model_copy(update={"uri": tracking_uri})
-    if no_tracking:
-        tracking = tracking.model_copy(update={"enabled": False})
+    tracking = tracking_config(tracking_uri, no_tracking, cfg.tracking)
     cfg = cfg.model_copy(update={"tracking": tracking})
     total = len(plan_points(cfg, dict.fromkeys(cfg.data_sizes, Path())))
     with progress() as bar:

@@ -12,6 +12,7 @@ from twinforge.cli._common import (
     options,
     progress,
     say,
+    tracking_config,
     tracking_uri_option,
 )
 from twinforge.errors import TwinforgeError
@@ -48,11 +49,7 @@ def tune(
         updates["n_trials"] = n_trials
     if timeout_minutes is not None:
         updates["timeout_minutes"] = timeout_minutes
-    tracking = cfg.tracking
-    if tracking_uri:
-        tracking = tracking.model_copy(update={"uri": tracking_uri})
-    if no_tracking:
-        tracking = tracking.model_copy(update={"enabled": False})
+    tracking = tracking_config(tracking_uri, no_tracking, cfg.tracking)
     cfg = cfg.model_copy(update={**updates, "tracking": tracking})
     optuna.logging.set_verbosity(logging.DEBUG if options.debug else logging.WARNING)
 
