@@ -353,7 +353,23 @@ def test_replica_readout_agrees_with_step_positions() -> None:
     assert np.all(grid.sum(axis=(0, 1, 3)) > 0)  # every alpha bin is hit
 
 
+def _photon_along_an_alpha_edge() -> float:
+    """One siw shower that once ran for over an hour: a photon at phi = 0 (an alpha edge of the
+    16-bin readout) whose track lay in that replica boundary; returns its CPU seconds."""
+    session = get_session(load_detector("siw"))
+    conditions = Conditions.make([1715.3600876141215], 22, theta=0.3448625166036946)
+    session.simulate(conditions, seed=424242, first_index=6815)
+    return float(session.last_timings.cpu[0])
+
+
 # ---------------------------------------------------------------------- runners
+def test_a_track_on_a_replica_boundary_does_not_stall() -> None:
+    """The gun is nudged off the readout's boundaries (session._ENTRY_NUDGE_MM): this shower
+    takes about 0.3 s; on the boundary it crawled at Geant4's 1e-9 mm tolerance per step."""
+    cpu = call_in_subprocess(_photon_along_an_alpha_edge, timeout=120)
+    assert cpu < 10.0
+
+
 def test_subprocess_reraises_simulation_errors() -> None:
     with pytest.raises(SimulationError, match="PDG id 2212"):
         simulate_in_subprocess(load_detector("tiny"), Conditions.make([E_TINY], 2212), 0)
