@@ -21,6 +21,7 @@ import torch
 from twinforge import __version__
 from twinforge.errors import TwinforgeError
 from twinforge.inference import INPUTS, export_onnx, onnx_session, run_onnx
+from twinforge.inference.quantize import convert_float16, quantize_int8
 from twinforge.models import ShowerTransform, Surrogate, model_class
 from twinforge.showers import Conditions
 from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers, write_synthetic_file
@@ -138,6 +139,73 @@ def test_onnx_parity_several_particles(tmp_path: Path, data, binning_xml: str, f
     noise = surrogate.model.noise(37, torch.Generator().manual_seed(13))
     out = run_onnx(session, noise.numpy(), cond.energy, cond.pdg, cond.theta, cond.phi)
     assert_parity(out, reference)
+
+
+def _nodes(graph: onnx.GraphProto, op_type: str) -> list[onnx.NodeProto]:
+    """The nodes of ``op_type`` in ``graph`` and its subgraphs."""
+    found = [n for n in graph.node if n.op_type == op_type]
+    for n in graph.node:
+        for a in n.attribute:
+            if a.HasField("g"):
+                found += _nodes(a.g, op_type)
+    return found
+
+
+def _node_count(graph: onnx.GraphProto) -> int:
+    subgraphs = [a.g for n in graph.node for a in n.attribute if a.HasField("g")]
+    return len(graph.node) + sum(_node_count(g) for g in subgraphs)
+
+
+def test_flow_exports_its_repeated_steps_as_loops(tmp_path: Path, data, binning_xml: str) -> None:
+    """The flow's decode is a DecodeProgram: the export holds one autoregressive pass of the
+    energy flow and one layer of the layer-wise shape flow, each in an ONNX Loop (ONNX Runtime
+    = PyTorch), and the graph does not grow with the number of layers."""
+    counts = {}
+    for layers in (3, 6):
+        klass = model_class("flow")
+        showers, energy = data
+        transform = ShowerTransform(96, scale=0.015, threshold=THRESHOLD, eps=1e-6,
+                                    pdgs=PDGS).fit(showers, energy)  # fmt: skip
+        torch.manual_seed(0)
+        config = {**SMALL["flow"], "shape_layerwise": True, "shape_flow": "nsf",
+                  "n_layers": layers}  # fmt: skip
+        model = klass(config, 96, transform.n_conditions).eval()
+        with torch.no_grad():  # the layer splines start at the identity: give them weight
+            for p in model.parameters():
+                p.add_(0.02 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+        surrogate = Surrogate(model, transform, binning_xml, {"note": "onnx test"})
+        path = export_onnx(surrogate, tmp_path / f"layerwise-{layers}.onnx")
+        proto = onnx.load(str(path))
+        loops = {n.output[0]: n for n in proto.graph.node if n.op_type == "Loop"}
+        assert sorted(loops) == ["last_layer", "layer_energy"]
+        assert (
+            onnx.numpy_helper.to_array(
+                next(n for n in proto.graph.node if n.output[0] == loops["last_layer"].input[0])
+                .attribute[0]
+                .t
+            )
+            == layers
+        )
+        counts[layers] = _node_count(proto.graph)
+        cond = random_conditions(23, 5)
+        reference = surrogate.sample(cond.energy, cond.pdg, cond.theta, cond.phi, seed=5)
+        noise = surrogate.model.noise(23, torch.Generator().manual_seed(5))
+        out = run_onnx(onnx_session(path), noise.numpy(), cond.energy, cond.pdg, cond.theta,
+                       cond.phi)  # fmt: skip
+        assert_parity(out, reference)
+    assert counts[3] == counts[6]
+    # the reduced-precision variants reach into the loop bodies
+    for precision, convert in (("int8", quantize_int8), ("float16", convert_float16)):
+        variant = convert(path, tmp_path / f"layerwise.{precision}.onnx")
+        if precision == "float16":
+            graph = onnx.load(str(variant)).graph
+            matmuls = _nodes(graph, "MatMul") + _nodes(graph, "Gemm")
+            assert matmuls
+            assert all(m.output[0].endswith("__fp16") for m in matmuls)
+        low = run_onnx(onnx_session(variant), noise.numpy(), cond.energy, cond.pdg, cond.theta,
+                       cond.phi)  # fmt: skip
+        ratio = low.sum(axis=1) / reference.sum(axis=1)
+        assert np.median(np.abs(ratio - 1)) < 0.05, precision
 
 
 def test_flow_matching_graph_sampler_options(tmp_path: Path, data, binning_xml: str) -> None:

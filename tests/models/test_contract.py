@@ -16,7 +16,14 @@ from tests.inference.test_onnx import THRESHOLD, assert_parity, random_condition
 from twinforge.errors import ConfigError
 from twinforge.inference import INPUTS, export_onnx, onnx_session, run_onnx
 from twinforge.models import Surrogate, model_class
-from twinforge.models.base import FamilyConfig, GenerativeModel, available_families
+from twinforge.models.base import (
+    Call,
+    DecodeProgram,
+    FamilyConfig,
+    GenerativeModel,
+    Repeat,
+    available_families,
+)
 from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 from twinforge.training.train import TrainConfig, run_training
 
@@ -98,6 +105,30 @@ def test_shapes(trained: Path) -> None:
     assert showers.shape == (n, transform.n_voxels)
     assert showers.dtype == np.float32
     assert np.all((showers == 0) | (showers >= THRESHOLD))
+
+
+def test_a_decode_program_is_the_decode(trained: Path) -> None:
+    """Where a family describes its decode as a DecodeProgram (what export traces), running
+    the program gives exactly what decode gives."""
+    model = Surrogate.load(trained).model
+    program = model.decode_program()
+    if program is None:
+        pytest.skip(f"{model.family} has no decode program")
+    z = model.noise(5, torch.Generator().manual_seed(3))
+    c = torch.randn(5, model.n_conditions, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(program.run(z, c), model.decode(z, c), rtol=0, atol=0)
+
+
+def test_decode_program_names_each_value_once() -> None:
+    ident = Call(lambda x: x + 0.0, ("noise",), ("features",))
+    assert DecodeProgram((ident,)).run(torch.ones(2, 3), torch.ones(2, 1)).shape == (2, 3)
+    with pytest.raises(ValueError, match="'energy' is given twice"):
+        DecodeProgram((Call(lambda x: x, ("noise",), ("energy",)), ident))
+    with pytest.raises(ValueError, match="nothing is named 'features'"):
+        DecodeProgram((Call(lambda x: x, ("noise",), ("out",)),))
+    twice = Repeat(lambda s, c: s + c, 3, "noise", ("c",), "features")
+    assert DecodeProgram((twice,)).run(torch.zeros(2, 1), torch.ones(2, 1)).tolist() == [[3.0]] * 2
 
 
 def test_deterministic_under_a_seed(trained: Path, showers_file: Path, tmp_path: Path) -> None:

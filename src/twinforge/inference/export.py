@@ -9,8 +9,9 @@ The graph is the whole generator, so a deployment needs nothing from twinforge:
   non-negative, readout threshold applied.
 
 Inside: the condition encoding (:meth:`ShowerTransform.encode_conditions_torch`), the model's
-deterministic ``decode`` (for ODE models an unrolled fixed-step solver) and the inverse feature
-transform. ``N`` is a dynamic axis. The file carries its description in ``metadata_props``
+deterministic ``decode`` (for ODE models an unrolled fixed-step solver; where the model gives a
+:class:`~twinforge.models.base.DecodeProgram`, each repeated step once, in an ONNX ``Loop``:
+:mod:`twinforge.inference.program`) and the inverse feature transform. ``N`` is a dynamic axis. The file carries its description in ``metadata_props``
 (twinforge version, family, model config, binning XML, units, inputs and output).
 """
 
@@ -31,6 +32,7 @@ from twinforge.errors import TwinforgeError
 from twinforge.showers.io import check_writable_target, commit, temporary_name
 
 if TYPE_CHECKING:
+    import onnx
     from onnxruntime import InferenceSession
 
     from twinforge.models.base import Surrogate
@@ -117,31 +119,27 @@ def export_onnx(
         torch.zeros(n, dtype=torch.float32),
     )
     names = list(INPUTS)
-    dynamic = {name: {0: "N"} for name in [*names, "showers"]} if batch_size_dynamic else None
+    program = model.decode_program() if not decode_options else None
+
+    def trace(
+        module: torch.nn.Module,
+        inputs: tuple[torch.Tensor, ...],
+        input_names: list[str],
+        output_names: list[str],
+        axes: dict[str, dict[int, str]],
+    ) -> onnx.ModelProto:
+        return _trace(surrogate, module, inputs, input_names, output_names,
+                      axes if batch_size_dynamic else None, opset)  # fmt: skip
+
     tmp = temporary_name(final)
     try:
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracer and deprecation chatter
-                torch.onnx.export(
-                    graph,
-                    example,
-                    str(tmp),
-                    input_names=names,
-                    output_names=["showers"],
-                    dynamic_axes=dynamic,
-                    opset_version=opset,
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-        except TypeError as exc:
-            raise TwinforgeError(f"cannot export the {surrogate.family} model: {exc}") from None
-        except (RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TwinforgeError(
-                f"ONNX export of the {surrogate.family} model failed: {first}"
-            ) from exc
-        proto = onnx.load(str(tmp))
+        if program is None:
+            axes = {name: {0: "N"} for name in [*names, "showers"]}
+            proto = trace(graph, example, names, ["showers"], axes)
+        else:
+            from twinforge.inference.program import program_model
+
+            proto = program_model(surrogate, program, example, names, trace)
         _add_metadata(proto, surrogate, example[0].shape[1:], opset, decode_options)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
@@ -152,6 +150,46 @@ def export_onnx(
     finally:
         model.train(was_training)
     return final
+
+
+def _trace(
+    surrogate: Surrogate,
+    module: torch.nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]] | None,
+    opset: int,
+) -> onnx.ModelProto:
+    """``module`` traced into an ONNX model (TorchScript-based exporter, ``dynamo=False``: the
+    dynamo exporter needs onnxscript), held in memory."""
+    import io
+
+    import onnx
+
+    buffer = io.BytesIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer and deprecation chatter
+            torch.onnx.export(
+                module,
+                inputs,
+                buffer,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    except TypeError as exc:
+        raise TwinforgeError(f"cannot export the {surrogate.family} model: {exc}") from None
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TwinforgeError(
+            f"ONNX export of the {surrogate.family} model failed: {first}"
+        ) from exc
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def _add_metadata(

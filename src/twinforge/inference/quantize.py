@@ -62,6 +62,7 @@ def quantize_int8(source: str | Path, target: str | Path, *, overwrite: bool = F
         except Exception as exc:  # onnxruntime.quantization raises assorted types
             raise TwinforgeError(f"{source}: int8 quantisation failed ({exc})") from None
         quantized = onnx.load(str(tmp))
+        _sort_nodes(quantized.graph)
         _copy_metadata(proto, quantized, "int8")
         onnx.checker.check_model(quantized)
         onnx.save(quantized, str(tmp))
@@ -123,8 +124,9 @@ def _load(source: Path) -> Any:
 
 
 def _matmuls_to_float16(graph: Any, ops: set[str]) -> int:
-    """Rewrite ``graph`` in place: each node in ``ops`` takes float16 weights and casts of
-    its other inputs, and its output is cast back to float32; returns the nodes changed."""
+    """Rewrite ``graph`` in place, subgraphs (``Loop`` bodies) included: each node in ``ops``
+    takes float16 weights and casts of its other inputs, and its output is cast back to
+    float32; returns the nodes changed."""
     from onnx import TensorProto, helper, numpy_helper
 
     inits = {i.name: i for i in graph.initializer}
@@ -132,6 +134,9 @@ def _matmuls_to_float16(graph: Any, ops: set[str]) -> int:
     nodes = []
     changed = 0
     for index, node in enumerate(graph.node):
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                changed += _matmuls_to_float16(sub, ops)
         if node.op_type not in ops:
             nodes.append(node)
             continue
@@ -165,11 +170,55 @@ def _matmuls_to_float16(graph: Any, ops: set[str]) -> int:
         changed += 1
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
+    used = _used_names(graph)
     keep = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
     return changed
+
+
+def _sort_nodes(graph: Any) -> None:
+    """Order the nodes of ``graph`` topologically, counting the values a subgraph (a ``Loop``
+    body) reads from the outer scope as inputs of its node: the quantiser's own sort misses
+    those. Nodes keep their order where they may."""
+    produced = {name: i for i, node in enumerate(graph.node) for name in node.output if name}
+    needs = [
+        {produced[n] for n in {*node.input, *_outer_names(node)} if n in produced} - {i}
+        for i, node in enumerate(graph.node)
+    ]
+    order: list[int] = []
+    placed: set[int] = set()
+    while len(order) < len(needs):
+        ready = [i for i in range(len(needs)) if i not in placed and needs[i] <= placed]
+        if not ready:
+            raise TwinforgeError("the quantised ONNX graph has a cycle")
+        order += ready
+        placed.update(ready)
+    nodes = [graph.node[i] for i in order]
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _outer_names(node: Any) -> set[str]:
+    """The values ``node``'s subgraphs read but do not define."""
+    names: set[str] = set()
+    for attr in node.attribute:
+        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            defined = {v.name for v in [*sub.input, *sub.initializer]}
+            defined |= {o for n in sub.node for o in n.output}
+            names |= _used_names(sub) - defined
+    return names
+
+
+def _used_names(graph: Any) -> set[str]:
+    """Every value name the nodes of ``graph`` and of its subgraphs read."""
+    used = set()
+    for node in graph.node:
+        used.update(node.input)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                used |= _used_names(sub)
+    return used
 
 
 def _copy_metadata(source: Any, target: Any, precision: str) -> None:

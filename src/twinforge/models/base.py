@@ -12,6 +12,13 @@ unknown keys rejected by name) and three methods:
 - ``decode(noise, c) -> Tensor``: features ``(n, F)``, a deterministic function of its inputs
   (what ONNX export traces).
 
+A family whose decode repeats a step many times (the passes of an autoregressive inverse, one
+inverse per layer) may also describe it as a :class:`DecodeProgram` of :class:`Call` and
+:class:`Repeat` steps from ``decode_program()``: ONNX export then traces each step once and
+writes every :class:`Repeat` as an ONNX ``Loop``, so that the export time and the graph do not
+grow with the number of repetitions. ``decode`` should run the same program
+(:meth:`DecodeProgram.run`).
+
 :class:`Surrogate` bundles a model with its transform and describes a trained model directory:
 ``model.json`` (family, config, sizes, binning, provenance), ``weights.safetensors`` and the
 transform files. Loading never unpickles anything.
@@ -54,9 +61,12 @@ from twinforge.showers.io import temporary_name
 __all__ = [
     "FAMILIES",
     "GROUP",
+    "Call",
     "DataFacts",
+    "DecodeProgram",
     "FamilyConfig",
     "GenerativeModel",
+    "Repeat",
     "Surrogate",
     "available_families",
     "model_class",
@@ -89,6 +99,85 @@ class DataFacts:
     n_layer_features: int
     layer_sizes: tuple[int, ...]
     grid: tuple[int, int, int] | None
+
+
+@dataclass(frozen=True)
+class Call:
+    """``outputs = fn(*inputs)`` on named tensors of a :class:`DecodeProgram` (one output: a
+    tensor; several: a tuple of them)."""
+
+    fn: Callable[..., Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """``steps`` times ``state = fn(state, *shared)`` (with ``per_step``: ``fn(per_step[i],
+    state, *shared)``); the last state is named ``output`` and, with ``stacked``, every state,
+    ``(steps, N, ...)``, is named ``stacked``."""
+
+    fn: Callable[..., torch.Tensor]
+    steps: int
+    state: str
+    shared: tuple[str, ...]
+    output: str
+    per_step: str | None = None
+    stacked: str | None = None
+
+
+@dataclass(frozen=True)
+class DecodeProgram:
+    """A decode as named steps (see the module docstring): from the tensors ``noise`` and
+    ``c`` to ``features``, each name given a value once; the names of the exported graph's
+    inputs and output (``energy``, ``pdg``, ``theta``, ``phi``, ``showers``) are reserved.
+
+    A :class:`Repeat`'s ``per_step`` and ``stacked`` tensors are ``(steps, N, ...)``; every
+    other tensor has the batch first. Export traces each step on its own, so none may branch
+    on data or fix the batch size (``unflatten`` and slices, not ``reshape(len(x), ...)``).
+    """
+
+    ops: tuple[Call | Repeat, ...]
+
+    def __post_init__(self) -> None:
+        seen = {"noise", "c", "energy", "pdg", "theta", "phi", "showers"}
+        for op in self.ops:
+            made = op.outputs if isinstance(op, Call) else (op.output, op.stacked)
+            for name in made:
+                if name is None:
+                    continue
+                if name in seen or "/" in name:
+                    raise ValueError(f"decode program: {name!r} is given twice or has a '/'")
+                seen.add(name)
+        if "features" not in seen:
+            raise ValueError("decode program: nothing is named 'features'")
+
+    def steps_major(self) -> set[str]:
+        """The names of the ``(steps, N, ...)`` tensors."""
+        names = {n for op in self.ops if isinstance(op, Repeat) for n in (op.per_step, op.stacked)}
+        return names - {None}  # type: ignore[return-value]
+
+    def evaluate(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the steps on ``values`` (``noise`` and ``c``, at least); returns every tensor."""
+        env = dict(values)
+        for op in self.ops:
+            if isinstance(op, Call):
+                out = op.fn(*(env[name] for name in op.inputs))
+                env.update(zip(op.outputs, out if isinstance(out, tuple) else (out,), strict=True))
+                continue
+            state, shared, states = env[op.state], [env[n] for n in op.shared], []
+            for i in range(op.steps):
+                head = [] if op.per_step is None else [env[op.per_step][i]]
+                state = op.fn(*head, state, *shared)
+                states.append(state)
+            env[op.output] = state
+            if op.stacked is not None:
+                env[op.stacked] = torch.stack(states)
+        return env
+
+    def run(self, noise: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The decode: features ``(N, F)``."""
+        return self.evaluate({"noise": noise, "c": c})["features"]
 
 
 class GenerativeModel(torch.nn.Module):
@@ -149,6 +238,11 @@ class GenerativeModel(torch.nn.Module):
 
     def decode(self, noise: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def decode_program(self) -> DecodeProgram | None:
+        """The decode as a :class:`DecodeProgram`, or None (the default): export traces
+        ``decode`` whole."""
+        return None
 
     # adversarial families only (``adversarial = True``; see twinforge.training.module)
     def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:

@@ -72,7 +72,15 @@ from zuko.flows import (
 from zuko.transforms import DependentTransform, MonotonicRQSTransform
 
 from twinforge.errors import ConfigError
-from twinforge.models.base import DataFacts, FamilyConfig, GenerativeModel, with_layer_count
+from twinforge.models.base import (
+    Call,
+    DataFacts,
+    DecodeProgram,
+    FamilyConfig,
+    GenerativeModel,
+    Repeat,
+    with_layer_count,
+)
 
 __all__ = ["CaloFlow", "FlowConfig"]
 
@@ -329,17 +337,75 @@ class CaloFlow(GenerativeModel):
         return torch.randn(n, self.n_voxels, generator=generator)
 
     def decode(self, noise: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        energy = self.energy_flow.transform(c).inv(noise[:, : self.n_layers])
-        context = torch.cat([c, energy], dim=1)
+        return self.decode_program().run(noise, c)
+
+    def decode_program(self) -> DecodeProgram:
+        """The inverse flows as named steps: the energy flow (its autoregressive passes a
+        :class:`Repeat`), then the shape flow, whole or, layer-wise, one :class:`Repeat` step
+        per layer given the layer before it (zeros before the first)."""
+        layers = self.n_layers
+
+        def cat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return torch.cat([a, b], dim=1)
+
+        ops: list[Call | Repeat] = [
+            Call(lambda noise: noise[:, :layers], ("noise",), ("z_energy",)),
+            *_inverse(self.energy_flow, "z_energy", "c", "layer_energy"),
+            Call(cat, ("c", "layer_energy"), ("context",)),
+        ]
         if not self.layerwise:
-            shape = self.shape_flow.transform(context).inv(noise[:, self.n_layers :])
-            return torch.cat([energy, shape], dim=1)
-        # slices, not reshapes: a traced reshape fixes the batch size of the ONNX graph
-        layers, m = self.n_layers, self.n_shape // self.n_layers
-        z = [noise[:, layers + i * m : layers + (i + 1) * m] for i in range(layers)]
-        onehot = torch.eye(layers, dtype=noise.dtype)
-        shape = [0.0 * z[0]]  # zeros before the first layer (zeros_like traces as a constant)
-        for i in range(layers):  # each layer given the one before it
-            row = [context, onehot[i].expand_as(energy), energy[:, i : i + 1], shape[-1]]
-            shape.append(self.shape_flow.transform(torch.cat(row, dim=1)).inv(z[i]))
-        return torch.cat([energy, *shape[1:]], dim=1)
+            return DecodeProgram((
+                *ops,
+                Call(lambda noise: noise[:, layers:], ("noise",), ("z_shape",)),
+                *_inverse(self.shape_flow, "z_shape", "context", "shape"),
+                Call(cat, ("layer_energy", "shape"), ("features",)),
+            ))  # fmt: skip
+        return DecodeProgram((
+            *ops,
+            Call(self._layer_rows, ("noise", "layer_energy"), ("rows", "before_first")),
+            Repeat(self._layer_step, layers, "before_first", ("context",), "last_layer",
+                   per_step="rows", stacked="layer_shapes"),
+            Call(lambda e, s: torch.cat([e, s.transpose(0, 1).flatten(1)], dim=1),
+                 ("layer_energy", "layer_shapes"), ("features",)),
+        ))  # fmt: skip
+
+    def _layer_rows(
+        self, noise: torch.Tensor, energy: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per layer ``[one-hot layer, layer energy feature, layer noise]`` ``(L, N, L + 1 +
+        m)``, and the zeros before the first layer ``(N, m)``."""
+        layers = self.n_layers
+        z = noise[:, layers:].unflatten(1, (layers, -1)).transpose(0, 1)  # (L, N, m)
+        # (L, N, L) by broadcasting: an expand to z.shape[1] would trace as a fixed batch
+        onehot = torch.eye(layers, dtype=noise.dtype)[:, None, :] + 0.0 * z[:, :, :1]
+        # zeros before the first layer (zeros_like traces as a constant)
+        return torch.cat([onehot, energy.T[:, :, None], z], dim=2), 0.0 * z[0]
+
+    def _layer_step(
+        self, row: torch.Tensor, previous: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
+        """One layer's shape ``(N, m)`` from its row of :meth:`_layer_rows`, the layer before
+        and the shared context ``[c, layer energies]``."""
+        head = self.n_layers + 1  # one-hot layer and the layer's energy feature
+        flow_context = torch.cat([context, row[:, :head], previous], dim=1)
+        return self.shape_flow.transform(flow_context).inv(row[:, head:])
+
+
+def _inverse(flow: Flow, y: str, c: str, out: str) -> list[Call | Repeat]:
+    """Steps of ``flow.transform(c).inv(y)`` named ``out``: the transforms in reverse order,
+    the passes of each autoregressive one with more than two as a :class:`Repeat` (what
+    zuko's ``AutoregressiveTransform`` does, from zeros)."""
+    ops: list[Call | Repeat] = []
+    transforms = list(flow.transform.transforms)[::-1]
+    for k, t in enumerate(transforms):
+        name = out if k == len(transforms) - 1 else f"{out}_{k}"
+        if isinstance(t, MaskedAutoregressiveTransform) and t.passes > 2:
+            ops += [
+                Call(lambda y: 0.0 * y, (y,), (f"{name}_start",)),
+                Repeat(lambda x, y, c, t=t: t.meta(c, x).inv(y), t.passes,
+                       f"{name}_start", (y, c), name),
+            ]  # fmt: skip
+        else:
+            ops.append(Call(lambda y, c, t=t: t(c).inv(y), (y, c), (name,)))
+        y = name
+    return ops
