@@ -43,7 +43,7 @@ ROW_KEYS = {
     "backend", "precision", "device", "batch", "threads", "providers", "repeats",
     "median_ms_per_shower", "p16_ms_per_shower", "p84_ms_per_shower", "min_ms_per_shower",
     "max_ms_per_shower", "median_call_ms", "showers_per_s", "peak_rss_mib", "peak_rss_scope",
-    "gpu_peak_mib", "speedup_vs_geant4",
+    "gpu_peak_mib", "speedup_vs_geant4", "joules_per_shower",
 }  # fmt: skip
 FAKE_G4_S = 0.02  # s per shower of the fake Geant4
 
@@ -232,6 +232,10 @@ def test_benchmark_result(model_dir: Path, fake_geant4: list, tmp_path: Path) ->
         assert row["gpu_peak_mib"] is None
         expected = FAKE_G4_S * 1e3 / row["median_ms_per_shower"]
         assert row["speedup_vs_geant4"] == pytest.approx(expected)
+        # 1 thread at the default 5 W per busy core
+        assert row["joules_per_shower"] == pytest.approx(row["median_ms_per_shower"] * 5e-3)
+    assert result["settings"]["watts_per_core"] == 5.0
+    assert result["geant4"]["joules_per_shower"] == pytest.approx(FAKE_G4_S * 5.0)
     skipped = {(s["backend"], s["precision"]) for s in result["skipped"]}
     assert skipped == {("torch", "int8"), ("torch", "float16")}
     same = result["fidelity"]["same_noise"]
@@ -326,6 +330,8 @@ def test_benchmark_bad_input(model_dir: Path, onnx_file: Path, tmp_path: Path) -
         benchmark(model_dir, batch_sizes=[0, 10], geant4_showers=0)
     with pytest.raises(TwinforgeError, match="energy"):
         benchmark(model_dir, energy=-1.0, geant4_showers=0)
+    with pytest.raises(TwinforgeError, match="watts per core must be > 0"):
+        benchmark(model_dir, watts_per_core=float("nan"), geant4_showers=0)
     with pytest.raises(TwinforgeError, match="nothing to benchmark"):
         benchmark(onnx_file, backends=["torch"], geant4_showers=0)
     corrupt = tmp_path / "corrupt.onnx"

@@ -44,6 +44,10 @@ SCHEMA_VERSION = 1
 DEFAULT_BATCH_SIZES = (1, 100, 10_000)
 BACKEND_NAMES = ("torch", "onnx")
 EXTRA_PRECISIONS = ("int8", "float16")
+WATTS_PER_CORE = 5.0
+"""The stated power of one busy CPU core (W) behind the energy estimates: a server CPU's TDP
+over its cores (AMD EPYC 7763: 280 W / 64 = 4.4 W; Intel Xeon 8380: 270 W / 40 = 6.8 W). This
+VM exposes no energy counter (no RAPL)."""
 
 
 def benchmark(
@@ -64,6 +68,7 @@ def benchmark(
     reference: str | os.PathLike[str] | None = None,
     isolate: bool = True,
     seed: int = 0,
+    watts_per_core: float = WATTS_PER_CORE,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark a model directory (or an exported ``.onnx`` file); see :mod:`twinforge.bench`.
@@ -89,6 +94,9 @@ def benchmark(
         reference: a shower file: run the validation suite of each variant against it.
         isolate: each configuration in a fresh process (honest peak memory; slower).
         seed: seed of the fidelity comparisons and Geant4.
+        watts_per_core: power of one busy core (W) for the energy estimates: Geant4's CPU time
+            per shower times it, and a CPU configuration's wall time per shower times its
+            threads times it (an upper bound: every thread counted busy); none for GPUs.
         progress: called as ``progress(step description, done, total)``.
 
     Returns:
@@ -100,7 +108,8 @@ def benchmark(
         ...}}``, each row ``{backend, precision, device, batch, threads, providers, repeats,
         median_ms_per_shower, p16_ms_per_shower, p84_ms_per_shower, min_ms_per_shower,
         max_ms_per_shower, median_call_ms, showers_per_s, peak_rss_mib, peak_rss_scope,
-        gpu_peak_mib, speedup_vs_geant4}``.
+        gpu_peak_mib, speedup_vs_geant4, joules_per_shower}``; ``geant4`` also has
+        ``joules_per_shower``.
 
     Raises:
         TwinforgeError: missing or corrupt model, unknown backend / precision / device, bad
@@ -121,6 +130,8 @@ def benchmark(
         raise TwinforgeError(f"threads must be >= 1, got {threads}")
     if not (np.isfinite(energy) and energy > 0):
         raise TwinforgeError(f"energy must be > 0 MeV, got {energy}")
+    if not (np.isfinite(watts_per_core) and watts_per_core > 0):
+        raise TwinforgeError(f"watts per core must be > 0, got {watts_per_core}")
     is_onnx_file = not model_path.is_dir()
     info = Generator(model_path, backend="onnx" if is_onnx_file else "torch", device="cpu").info
     if pdg is None:
@@ -149,6 +160,7 @@ def benchmark(
                 g4_detector, energy, int(pdg), geant4_showers, seed=seed + 1,
                 timeout=geant4_timeout,
             )  # fmt: skip
+            geant4["joules_per_shower"] = geant4["median_cpu_s_per_shower"] * watts_per_core
             done += 1
         rows = []
         for config in configs:
@@ -158,6 +170,11 @@ def benchmark(
                 row["speedup_vs_geant4"] = (
                     geant4["median_s_per_shower"] * 1e3 / row["median_ms_per_shower"]
                 )
+            row["joules_per_shower"] = (
+                row["median_ms_per_shower"] * 1e-3 * row["threads"] * watts_per_core
+                if row["device"] == "cpu"
+                else None
+            )
             rows.append(row)
             done += 1
         _report(progress, "fidelity", done, total)
@@ -186,6 +203,7 @@ def benchmark(
             "max_repeats": timing.max_repeats,
             "budget_s": timing.budget_s,
             "isolate": isolate,
+            "watts_per_core": watts_per_core,
             "timed": "Generator.generate: noise, network, inverse transform, copy to host",
         },
         "machine": machine_info(),

@@ -225,6 +225,7 @@ def run_config(
         "peak_rss_scope": scope,
         "gpu_peak_mib": None,
         "speedup_vs_geant4": None,
+        "joules_per_shower": None,
     }
     if cuda is not None:
         if config.backend == "torch":

@@ -62,6 +62,12 @@ def bench(
     isolate: bool = typer.Option(
         True, "--isolate/--no-isolate", help="Each configuration in a fresh process."
     ),
+    watts_per_core: float = typer.Option(
+        5.0,
+        "--watts-per-core",
+        min=0.001,
+        help="Power of one busy CPU core (W) for the energy per shower: CPU time x this.",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the JSON result."),
     plot: Path | None = typer.Option(None, "--plot", help="Write the PNG plot."),
     catalog: str | None = catalog_option(),
@@ -131,6 +137,7 @@ def bench(
                 detector=detector,
                 reference=reference,
                 isolate=isolate,
+                watts_per_core=watts_per_core,
                 progress=step,
             )
         finally:
@@ -217,7 +224,7 @@ def _print(result: dict[str, Any]) -> None:
     columns = ["configuration", "threads", "batch", "ms/shower", "16-84 %", "showers/s",
                "peak RSS MiB"]  # fmt: skip
     columns += ["GPU MiB"] if gpu else []
-    columns += ["x Geant4"]
+    columns += ["x Geant4", "J/shower"]
     table = Table(*columns, title=escape(title))
     for row in result["results"]:
         cells = [
@@ -228,7 +235,7 @@ def _print(result: dict[str, Any]) -> None:
         ]  # fmt: skip
         if gpu:
             cells.append(_fmt(row.get("gpu_peak_mib")))
-        cells.append(_fmt(row.get("speedup_vs_geant4")))
+        cells += [_fmt(row.get("speedup_vs_geant4")), _fmt(row.get("joules_per_shower"))]
         table.add_row(*cells)
     console.print(table)
     geant4 = result.get("geant4")
@@ -237,11 +244,17 @@ def _print(result: dict[str, Any]) -> None:
             f"Geant4 ({escape(geant4['physics'])}, {escape(geant4['detector'])}, 1 thread): "
             f"{_fmt(geant4['median_s_per_shower'] * 1e3)} ms/shower median over "
             f"{geant4['n']} showers (16-84 %: {_fmt(geant4['p16_s_per_shower'] * 1e3)}-"
-            f"{_fmt(geant4['p84_s_per_shower'] * 1e3)} ms)",
+            f"{_fmt(geant4['p84_s_per_shower'] * 1e3)} ms); "
+            f"{_fmt(geant4['joules_per_shower'])} J/shower",
             highlight=False,
         )
     else:
         console.print("Geant4 not timed (--geant4-showers 0): no speed-ups", highlight=False)
+    console.print(
+        f"energy: CPU time x {settings['watts_per_core']:g} W per busy core (an estimate; every "
+        f"thread of a model counted busy)",
+        highlight=False,
+    )
     console.print(
         f"timed: {settings['timed']}; warm-up {settings['warmup']} call(s), >= "
         f"{settings['min_repeats']} repeats, {settings['budget_s']:g} s per configuration",

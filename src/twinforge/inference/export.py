@@ -11,8 +11,9 @@ The graph is the whole generator, so a deployment needs nothing from twinforge:
 Inside: the condition encoding (:meth:`ShowerTransform.encode_conditions_torch`), the model's
 deterministic ``decode`` (for ODE models an unrolled fixed-step solver; where the model gives a
 :class:`~twinforge.models.base.DecodeProgram`, each repeated step once, in an ONNX ``Loop``:
-:mod:`twinforge.inference.program`) and the inverse feature transform. ``N`` is a dynamic axis. The file carries its description in ``metadata_props``
-(twinforge version, family, model config, binning XML, units, inputs and output).
+:mod:`twinforge.inference.program`) and the inverse feature transform. ``N`` is a dynamic
+axis. The file carries its description in ``metadata_props`` (twinforge version, family, model
+config, binning XML, units, inputs and output).
 """
 
 from __future__ import annotations
