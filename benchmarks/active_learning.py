@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/active_learning.py --problem ishigami --out al-ishigami.json
     .venv/bin/python benchmarks/active_learning.py --problem xsuite --out al-xsuite.json
     .venv/bin/python benchmarks/plot_active_learning.py al-*.json --out docs/figures/
+    .venv/bin/python benchmarks/active_learning.py --merge part-*.json --out whole.json
 
 Problems, fixed before any comparison run (ranges, test grid, target):
 
@@ -49,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from twinforge.active.study import Problem, learning_curve, sims_to_target
+from twinforge.active.study import Curve, Problem, learning_curve, sims_to_target
 from twinforge.showers.io import atomic_write_text
 from twinforge.simulation import registry
 from twinforge.space import ParameterSpace, SamplerConfig, sample_points
@@ -233,9 +234,70 @@ def targets(p: Problem) -> dict[str, float]:
     return {f"{f:.0%}": max(f * float(np.std(p.truth)), 3 * p.floor) for f in FRACTIONS}
 
 
+def summarise(curves: list[Curve], goals: dict[str, float], designs: list[str]) -> dict[str, Any]:
+    """Per design the simulations to each target (per seed), the RMSE at the budget and the
+    seconds spent; the Sobol / adaptive ratios per seed, their mean and spread."""
+    summary: dict[str, Any] = {}
+    for design in designs:
+        mine = sorted((c for c in curves if c.design == design), key=lambda c: c.seed)
+        summary[design] = {
+            "seeds": [c.seed for c in mine],
+            "sims_to_target": {
+                label: [sims_to_target(c, t) for c in mine] for label, t in goals.items()
+            },
+            "rmse_at_budget": [c.rmse[-1] for c in mine],
+            "simulation_seconds": [c.simulation_seconds for c in mine],
+            "design_seconds": [c.design_seconds for c in mine],
+        }
+    if "adaptive" in summary and "sobol" in summary:
+        if summary["adaptive"]["seeds"] != summary["sobol"]["seeds"]:
+            raise SystemExit("error: the adaptive and Sobol curves are not of the same seeds")
+        summary["sobol_over_adaptive"] = {}
+        for label in goals:
+            pairs = zip(summary["adaptive"]["sims_to_target"][label],
+                        summary["sobol"]["sims_to_target"][label], strict=True)  # fmt: skip
+            ratios = [s / a for a, s in pairs if a and s]
+            summary["sobol_over_adaptive"][label] = {
+                "ratios": ratios,
+                "mean": statistics.mean(ratios) if ratios else None,
+                "std": statistics.stdev(ratios) if len(ratios) > 1 else None,
+                "reached": f"{len(ratios)}/{len(summary['adaptive']['seeds'])}",
+            }
+    return summary
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """One result from results of the same problem and budget run in parts (other seeds)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    first = parts[0]
+    same = ("problem", "output", "targets", "floor", "budget", "checkpoints")
+    for path, part in zip(paths[1:], parts[1:], strict=True):
+        if any(part[k] != first[k] for k in same):
+            raise SystemExit(f"error: {path} is not of the same problem, targets and budget")
+    curves = [Curve(**c) for part in parts for c in part["curves"]]
+    keys = [(c.design, c.seed) for c in curves]
+    if len(set(keys)) != len(keys):
+        raise SystemExit("error: a (design, seed) curve is in more than one file")
+    designs = list(dict.fromkeys(c.design for c in curves))
+    result = {
+        **{k: first[k] for k in (*same, "test_std", "machine")},
+        "seeds": len({c.seed for c in curves}),
+        "curves": [c.to_json() for c in curves],
+        "summary": summarise(curves, first["targets"], designs),
+        "parts": [
+            {"file": p.name, "date": part["date"], "wall_seconds": part["wall_seconds"]}
+            for p, part in zip(paths, parts, strict=True)
+        ],
+        "date": max(part["date"] for part in parts),
+        "wall_seconds": sum(part["wall_seconds"] for part in parts),
+    }
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["summary"], indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--problem", required=True, choices=["ishigami", "xsuite", "geant4"])
+    ap.add_argument("--problem", choices=["ishigami", "xsuite", "geant4"])
     ap.add_argument("--simulator", default="geant4", help="geant4: the calorimeter's simulator")
     ap.add_argument("--output", default="resolution", choices=["response", "resolution"])
     ap.add_argument("--seed-start", type=int, default=0, help="first seed (runs in parts)")
@@ -264,7 +326,16 @@ def main() -> None:
     ap.add_argument("--test-points", type=int, default=None)
     ap.add_argument("--designs", default="adaptive,sobol,random")
     ap.add_argument("--out", type=Path, help="the JSON result (required but with --grid-only)")
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", help="merge these results (other seeds) into --out"
+    )
     args = ap.parse_args()
+    if args.merge:
+        if args.out is None:
+            ap.error("--merge needs --out")
+        return merge(args.merge, args.out)
+    if args.problem is None:
+        ap.error("--problem is required (but with --merge)")
     if args.out is None and not args.grid_only:
         ap.error("--out is required")
 
@@ -293,29 +364,7 @@ def main() -> None:
                 f"sims to targets {need}, {time.perf_counter() - t:.0f} s",
                 flush=True,
             )
-    summary: dict[str, Any] = {}
-    for design in args.designs.split(","):
-        mine = [c for c in curves if c.design == design]
-        summary[design] = {
-            "sims_to_target": {
-                label: [sims_to_target(c, t) for c in mine] for label, t in targets(prob).items()
-            },
-            "rmse_at_budget": [c.rmse[-1] for c in mine],
-            "simulation_seconds": [c.simulation_seconds for c in mine],
-            "design_seconds": [c.design_seconds for c in mine],
-        }
-    if "adaptive" in summary and "sobol" in summary:
-        summary["sobol_over_adaptive"] = {}
-        for label in targets(prob):
-            pairs = zip(summary["adaptive"]["sims_to_target"][label],
-                        summary["sobol"]["sims_to_target"][label], strict=True)  # fmt: skip
-            ratios = [s / a for a, s in pairs if a and s]
-            summary["sobol_over_adaptive"][label] = {
-                "ratios": ratios,
-                "mean": statistics.mean(ratios) if ratios else None,
-                "std": statistics.stdev(ratios) if len(ratios) > 1 else None,
-                "reached": f"{len(ratios)}/{args.seeds}",
-            }
+    summary = summarise(curves, targets(prob), args.designs.split(","))
     result = {
         "problem": prob.name,
         "output": prob.output,
