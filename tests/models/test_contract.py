@@ -123,8 +123,10 @@ def test_a_decode_program_is_the_decode(trained: Path) -> None:
 def test_decode_program_names_each_value_once() -> None:
     ident = Call(lambda x: x + 0.0, ("noise",), ("features",))
     assert DecodeProgram((ident,)).run(torch.ones(2, 3), torch.ones(2, 1)).shape == (2, 3)
-    with pytest.raises(ValueError, match="'energy' is given twice"):
+    with pytest.raises(ValueError, match="'energy' is reserved"):
         DecodeProgram((Call(lambda x: x, ("noise",), ("energy",)), ident))
+    with pytest.raises(ValueError, match="'features' is given twice"):
+        DecodeProgram((ident, ident))
     with pytest.raises(ValueError, match="nothing is named 'features'"):
         DecodeProgram((Call(lambda x: x, ("noise",), ("out",)),))
     twice = Repeat(lambda s, c: s + c, 3, "noise", ("c",), "features")

@@ -140,14 +140,17 @@ class DecodeProgram:
     ops: tuple[Call | Repeat, ...]
 
     def __post_init__(self) -> None:
-        seen = {"noise", "c", "energy", "pdg", "theta", "phi", "showers"}
+        reserved = {"noise", "c", "energy", "pdg", "theta", "phi", "showers"}
+        seen: set[str] = set()
         for op in self.ops:
             made = op.outputs if isinstance(op, Call) else (op.output, op.stacked)
             for name in made:
                 if name is None:
                     continue
-                if name in seen or "/" in name:
-                    raise ValueError(f"decode program: {name!r} is given twice or has a '/'")
+                if name in reserved or "/" in name:
+                    raise ValueError(f"decode program: {name!r} is reserved or has a '/'")
+                if name in seen:
+                    raise ValueError(f"decode program: {name!r} is given twice")
                 seen.add(name)
         if "features" not in seen:
             raise ValueError("decode program: nothing is named 'features'")
