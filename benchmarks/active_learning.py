@@ -20,9 +20,11 @@ Problems, fixed before any comparison run (ranges, test grid, target):
   calorimeter, e- and gamma from 1 to 20 GeV (log) at 0 to 0.4 rad; the output ``--output``
   response (visible fraction) or resolution (its relative spread) of 50 showers per point (one
   simulation = one point's 50 showers). The test grid is 100 uniform random points (seed 12345)
-  of 400 showers each; the floor is the RMS of their statistical errors. At the 0.2 s per
-  shower measured here (2026-12-04), about 2.2 core-hours for the test grid and 4 for 5 seeds
-  of 3 designs with a budget of 100; ``--seed-start`` runs it in parts. The test grid is
+  of 400 showers each; the floor is the RMS of their statistical errors. Oblique showers are
+  scored from step positions, about 48 ms per GeV here (2026-12-05): some 3.3 core-hours for
+  the test grid, and 11 core-minutes for a design of 60 simulations (the study: ``--budget 60
+  --step 5``, 5 seeds of 3 designs, about 3 core-hours); ``--seed-start`` with ``--seeds 1``
+  runs one seed per process, and ``--merge`` joins their results. The test grid is
   simulated once, on every core, and kept (``--grid-cache``, resumable chunk by chunk; the
   committed ``benchmarks/data/al-geant4-grid.json`` is this grid, made by
   ``--problem geant4 --grid-cache benchmarks/data/al-geant4-grid.json --grid-jobs 2

@@ -337,9 +337,13 @@ class CaloFlow(GenerativeModel):
         return torch.randn(n, self.n_voxels, generator=generator)
 
     def decode(self, noise: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.decode_program().run(noise, c)
+        return self._program().run(noise, c)
 
     def decode_program(self) -> DecodeProgram:
+        """The decode as named steps (:meth:`_program`): what export traces."""
+        return self._program()
+
+    def _program(self) -> DecodeProgram:
         """The inverse flows as named steps: the energy flow (its autoregressive passes a
         :class:`Repeat`), then the shape flow, whole or, layer-wise, one :class:`Repeat` step
         per layer given the layer before it (zeros before the first)."""
