@@ -33,9 +33,14 @@ def figure(data: dict, out: Path) -> Path:
                 label=f"{design} (median of {len(curves)} seeds)")  # fmt: skip
         ax.fill_between(n, np.nanmin(r, axis=0), np.nanmax(r, axis=0), color=COLOURS[design],
                         alpha=0.2, lw=0)  # fmt: skip
-    for label, value in data["targets"].items():
+    labels: dict[float, list[str]] = {}
+    for label, value in data["targets"].items():  # targets held at 3 x the floor may coincide
+        labels.setdefault(value, []).append(label)
+    for value, names in labels.items():
+        floor_bound = data["floor"] > 0 and np.isclose(value, 3 * data["floor"])
+        text = "3 x the floor" if floor_bound else f"{', '.join(names)} of std"
         ax.axhline(value, color="k", ls="--", lw=0.8)
-        ax.text(n[-1], value, f" target {label} of std", va="bottom", ha="right", fontsize=7)
+        ax.text(n[-1], value, f" target: {text}", va="bottom", ha="right", fontsize=7)
     if data["floor"] > 0:
         ax.axhline(data["floor"], color="k", ls=":", lw=0.8)
         ax.text(n[0], data["floor"], " test-grid noise floor", va="bottom", fontsize=7)
