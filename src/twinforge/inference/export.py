@@ -107,7 +107,6 @@ def export_onnx(
     final = Path(path)
     check_writable_target(final, overwrite=overwrite)
     model, transform = surrogate.model, surrogate.transform
-    graph = SamplingGraph(surrogate, decode_options)
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(0)
@@ -136,6 +135,7 @@ def export_onnx(
     try:
         if program is None:
             axes = {name: {0: "N"} for name in [*names, "showers"]}
+            graph = SamplingGraph(surrogate, decode_options)
             proto = trace(graph, example, names, ["showers"], axes)
         else:
             from twinforge.inference.program import program_model
