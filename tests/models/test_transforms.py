@@ -260,3 +260,47 @@ def test_dequantisation_is_seeded_and_saved(tmp_path: Path, tiny) -> None:
     assert again.noise_edge == 0.5
     with pytest.raises(ValueError, match="dequantize needs a readout threshold"):
         layers_transform(offsets, dequantize=True)
+
+
+def reference_inverse(t: ShowerTransform, features: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """The ``layers`` inverse as the module docstring states it, in float64, one layer at a
+    time: what the few-pass torch inverse must reproduce."""
+    y = np.clip(features.astype(np.float64), t.lo, t.hi) * t.std + t.mean
+    n_layers = t.n_layer_features
+    layer = np.maximum(np.exp(y[:, :n_layers]) - t.eps, 0.0) * t.scale * energy[:, None]
+    frac = np.maximum((1 / (1 + np.exp(-y[:, n_layers:])) - t.eps) / (1 - 2 * t.eps), 0.0)
+    if t.dequantize:
+        layer[layer < t.threshold] = 0.0
+    out = np.zeros_like(frac)
+    for i, (a, b) in enumerate(t._active_layers()):
+        part = frac[:, a:b].copy()
+        if t.dequantize:
+            part[part * layer[:, i : i + 1] < t.threshold] = 0.0
+        total = np.maximum(part.sum(axis=1, keepdims=True), 1e-30)
+        out[:, a:b] = part * layer[:, i : i + 1] / total
+    out[out < t.threshold] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("dequantize", [False, True])
+@pytest.mark.parametrize("equal_layers", [True, False])
+def test_layers_inverse_matches_its_definition(tiny, dequantize: bool, equal_layers: bool) -> None:
+    """Equal layers take the reshape path, unequal ones (an empty layer too) the matmul path;
+    both give the definition's showers, with generated features beyond the training range."""
+    showers, energy, offsets = tiny
+    if not equal_layers:
+        offsets = [0, 10, 10, 40, 70, 96]
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, dequantize=dequantize)
+    t.fit(showers, energy)
+    assert (t._layer_size() is not None) == equal_layers
+    rng = np.random.default_rng(3)
+    features = (t.forward(showers, energy) + rng.normal(0, 0.3, (300, t.n_features))).astype(
+        np.float32
+    )
+    features[:20] *= 3.0  # some beyond the training range on either side
+    want = reference_inverse(t, features, energy)
+    got = t.inverse(features, energy)
+    near = np.abs(want - THRESHOLD) < 1e-4 * THRESHOLD  # may fall either side in float32
+    np.testing.assert_allclose(got[~near], want[~near], rtol=2e-5, atol=1e-7)
+    assert (got >= 0).all()
+    assert not ((got > 0) & (got < THRESHOLD)).any()

@@ -11,9 +11,10 @@ The graph is the whole generator, so a deployment needs nothing from twinforge:
 Inside: the condition encoding (:meth:`ShowerTransform.encode_conditions_torch`), the model's
 deterministic ``decode`` (for ODE models an unrolled fixed-step solver; where the model gives a
 :class:`~twinforge.models.base.DecodeProgram`, each repeated step once, in an ONNX ``Loop``:
-:mod:`twinforge.inference.program`) and the inverse feature transform. ``N`` is a dynamic
-axis. The file carries its description in ``metadata_props`` (twinforge version, family, model
-config, binning XML, units, inputs and output).
+:mod:`twinforge.inference.program`) and the inverse feature transform, with the linear
+operations after a network's last layer folded into it (:mod:`twinforge.inference.fold`). ``N``
+is a dynamic axis. The file carries its description in ``metadata_props`` (twinforge version,
+family, model config, binning XML, units, inputs and output).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from twinforge import __version__
 from twinforge.errors import TwinforgeError
+from twinforge.inference.fold import fold_linear_ops
 from twinforge.showers.io import check_writable_target, commit, temporary_name
 
 if TYPE_CHECKING:
@@ -75,10 +77,14 @@ class SamplingGraph(torch.nn.Module):
     ) -> torch.Tensor:
         c = self.transform.encode_conditions_torch(energy, pdg, theta, phi)
         features = self.model.decode(noise, c, **self.decode_options)
-        showers = self.transform.inverse_torch(features, energy)
-        # pdg is unused when the model knows one particle; keep it an input of every graph
-        # (a zero-cost term) so that all exported files have the same signature
-        return showers + 0.0 * pdg[:, None].to(showers.dtype)
+        return self.transform.inverse_torch(features, _keep_pdg(energy, pdg))
+
+
+def _keep_pdg(energy: torch.Tensor, pdg: torch.Tensor) -> torch.Tensor:
+    """``energy`` plus ``0 * pdg``: pdg is unused when the model knows one particle; this keeps it
+    an input of every graph, so that all exported files have the same signature, at the cost
+    of one operation on ``(N,)`` values rather than on the ``(N, V)`` showers."""
+    return energy + 0.0 * pdg.to(energy.dtype)
 
 
 def export_onnx(
@@ -141,6 +147,7 @@ def export_onnx(
             from twinforge.inference.program import program_model
 
             proto = program_model(surrogate, program, example, names, trace)
+        fold_linear_ops(proto)
         _add_metadata(proto, surrogate, example[0].shape[1:], opset, decode_options)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
@@ -168,6 +175,7 @@ def _trace(
 
     import onnx
 
+    _register_threshold()
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -191,6 +199,21 @@ def _trace(
             f"ONNX export of the {surrogate.family} model failed: {first}"
         ) from exc
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _register_threshold() -> None:
+    """Export ``torch.nn.functional.threshold(x, t, 0)`` (the readout threshold) as ONNX
+    ``ThresholdedRelu``: one pass over the voxels, where the exporter's own choice (none for a
+    non-zero threshold) or a ``Where`` costs several."""
+    from torch.onnx import register_custom_op_symbolic
+    from torch.onnx.symbolic_helper import _get_const, _unimplemented
+
+    def threshold(g: Any, x: Any, threshold: Any, value: Any) -> Any:
+        if float(_get_const(value, "f", "value")) != 0.0:
+            return _unimplemented("threshold", "a replacement value other than 0", x)
+        return g.op("ThresholdedRelu", x, alpha_f=float(_get_const(threshold, "f", "threshold")))
+
+    register_custom_op_symbolic("aten::threshold", threshold, 10)
 
 
 def _add_metadata(

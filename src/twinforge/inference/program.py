@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from twinforge.errors import TwinforgeError
+from twinforge.inference.export import _keep_pdg
 from twinforge.models.base import Call, DecodeProgram, Repeat
 
 if TYPE_CHECKING:
@@ -65,8 +66,7 @@ def program_model(
     transform = surrogate.transform
 
     def finish(features: torch.Tensor, energy: torch.Tensor, pdg: torch.Tensor) -> torch.Tensor:
-        showers = transform.inverse_torch(features, energy)
-        return showers + 0.0 * pdg[:, None].to(showers.dtype)  # pdg: an input of every graph
+        return transform.inverse_torch(features, _keep_pdg(energy, pdg))
 
     ops: list[Call | Repeat] = [
         Call(transform.encode_conditions_torch, ("energy", "pdg", "theta", "phi"), ("c",)),

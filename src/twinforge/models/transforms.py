@@ -64,6 +64,12 @@ _ARRAYS = ("mean", "std")
 MIN_STD = 1e-3
 
 
+def _sigmoid(x: NDArray[np.floating]) -> NDArray[np.float64]:
+    """The logistic function, without overflow warnings for large ``|x|``."""
+    x = np.asarray(x, np.float64)
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
 def _safe_std(std: NDArray[np.floating]) -> NDArray[np.float32]:
     """``std`` with (near-)constant features given 1, as scikit-learn's StandardScaler does.
 
@@ -282,10 +288,17 @@ class ShowerTransform:
 
     # ------------------------------------------------------------------ torch (exportable)
     def inverse_torch(self, features: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
-        """The inverse as torch operations only (traceable into ONNX); energy ``(N,)`` MeV."""
-        y = self._unstandardise_torch(features)
+        """The inverse as torch operations only (traceable into ONNX); energy ``(N,)`` MeV.
+
+        Written for few passes over the ``(N, V)`` voxels, since at a fast model's speed those
+        passes, not the network, set the time per shower: the training-range clip of the voxel
+        fractions happens after the sigmoid (the same values: the sigmoid is monotonic), the
+        ``1 / (1 - 2 eps)`` of the fractions cancels in the per-layer renormalisation, and the
+        per-layer sums and broadcasts are reshapes where every layer has as many voxels.
+        """
         if self.kind == "layers":
-            return self._threshold_torch(self._inverse_layers_torch(y, energy))
+            return self._threshold_torch(self._inverse_layers_torch(features, energy))
+        y = self._unstandardise_torch(features)
         if self.kind == "log":
             u = torch.exp(y) - self.eps
         else:
@@ -294,20 +307,26 @@ class ShowerTransform:
         return self._threshold_torch(showers)
 
     def _threshold_torch(self, showers: torch.Tensor) -> torch.Tensor:
-        if self.threshold > 0:
-            showers = torch.where(showers < self.threshold, torch.zeros_like(showers), showers)
-        return showers
+        """Voxels below ``threshold`` (MeV) set to 0, in one pass (ONNX ``ThresholdedRelu``)."""
+        if self.threshold <= 0:
+            return showers
+        # x > the largest float32 below the threshold  <=>  x >= the float32 threshold
+        below = float(np.nextafter(np.float32(self.threshold), np.float32(-np.inf)))
+        return torch.nn.functional.threshold(showers, below, 0.0)
 
-    def _unstandardise_torch(self, features: torch.Tensor) -> torch.Tensor:
-        """Standardised features, clipped to the training range, back to unstandardised ones."""
+    def _tensor(self, values: NDArray[np.floating], like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(values, dtype=like.dtype, device=like.device)
+
+    def _unstandardise_torch(self, features: torch.Tensor, clip: bool = True) -> torch.Tensor:
+        """Standardised features back to unstandardised ones, clipped to the training range
+        unless ``clip`` is False."""
         self._require_fitted()
-        mean = torch.as_tensor(self.mean, dtype=features.dtype, device=features.device)
-        std = torch.as_tensor(self.std, dtype=features.dtype, device=features.device)
-        if self.lo is not None and self.hi is not None:  # the training range (see module doc)
-            lo = torch.as_tensor(self.lo, dtype=features.dtype, device=features.device)
-            hi = torch.as_tensor(self.hi, dtype=features.dtype, device=features.device)
-            features = torch.minimum(torch.maximum(features, lo), hi)
-        return features * std + mean
+        if clip and self.lo is not None and self.hi is not None:  # the training range
+            features = torch.minimum(
+                torch.maximum(features, self._tensor(self.lo, features)),
+                self._tensor(self.hi, features),
+            )
+        return features * self._tensor(self.std, features) + self._tensor(self.mean, features)
 
     def layer_sums_torch(
         self, features: torch.Tensor, energy: torch.Tensor
@@ -319,40 +338,81 @@ class ShowerTransform:
         deviation is the factor by which the inverse rescales that layer's voxels."""
         if self.kind != "layers":
             raise TwinforgeError(f"transform kind {self.kind!r} has no layer split (use 'layers')")
-        y = self._unstandardise_torch(features)
-        member = self._member_torch(y)
-        layer, frac = self._split_layers_torch(y, energy, member)
-        return layer, frac @ member
+        layer, frac = self._split_layers_torch(features, energy)
+        return layer, self._layer_sum(frac) / (1 - 2 * self.eps)
+
+    def _layer_size(self) -> int | None:
+        """Voxels per layer where every layer with voxels has as many (a reshape then splits
+        them into layers), else None."""
+        sizes = {b - a for a, b in self._active_layers()}
+        return sizes.pop() if len(sizes) == 1 else None
 
     def _member_torch(self, like: torch.Tensor) -> torch.Tensor:
         """The one-hot voxel -> layer matrix ``(V, n_layer_features)``: per-layer sums and their
-        broadcast back are matmuls."""
+        broadcast back are matmuls where layers differ in size."""
         onehot = np.zeros((self.n_voxels, self.n_layer_features), dtype=np.float32)
         onehot[np.arange(self.n_voxels), self._voxel_layer()] = 1.0
-        return torch.as_tensor(onehot, dtype=like.dtype, device=like.device)
+        return self._tensor(onehot, like)
+
+    def _layer_sum(self, voxels: torch.Tensor) -> torch.Tensor:
+        """``(N, V)`` -> the sum over each layer's voxels, ``(N, n_layer_features)``."""
+        size = self._layer_size()
+        if size is not None:
+            return voxels.reshape(-1, self.n_layer_features, size).sum(dim=2)
+        return voxels @ self._member_torch(voxels)
+
+    def _times_layer(self, voxels: torch.Tensor, per_layer: torch.Tensor) -> torch.Tensor:
+        """Each voxel ``(N, V)`` times its layer's value of ``per_layer`` ``(N, n_layers)``."""
+        size = self._layer_size()
+        if size is not None:
+            shaped = voxels.reshape(-1, self.n_layer_features, size)
+            return (shaped * per_layer[:, :, None]).reshape(-1, self.n_voxels)
+        return voxels * (per_layer @ self._member_torch(voxels).T)
 
     def _split_layers_torch(
-        self, y: torch.Tensor, energy: torch.Tensor, member: torch.Tensor
+        self, features: torch.Tensor, energy: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unstandardised ``layers`` features -> layer energies (MeV) and voxel fractions."""
+        """Standardised ``layers`` features -> layer energies ``(N, n_layers)`` MeV and voxel
+        fractions ``(N, V)`` times ``1 - 2 eps`` (a constant the renormalisation cancels).
+
+        The voxel fractions are clipped to their training range after the sigmoid and made
+        non-negative by the same clip (a lower bound of at least ``eps``).
+        """
         n_layers = self.n_layer_features
-        layer = torch.clamp(torch.exp(y[:, :n_layers]) - self.eps, min=0.0)
+        y = self._unstandardise_torch(features, clip=False)
+        y_layer, y_voxel = y[:, :n_layers], y[:, n_layers:]
+        if self.lo is not None and self.hi is not None:
+            lo = self._unstandardise_np(self.lo)
+            hi = self._unstandardise_np(self.hi)
+            y_layer = torch.minimum(
+                torch.maximum(y_layer, self._tensor(lo[:n_layers], y)),
+                self._tensor(hi[:n_layers], y),
+            )
+            s_lo = np.maximum(_sigmoid(lo[n_layers:]), self.eps).astype(np.float32)
+            s_hi = np.maximum(_sigmoid(hi[n_layers:]), self.eps).astype(np.float32)
+        else:
+            s_lo = np.full(self.n_voxels, self.eps, dtype=np.float32)
+            s_hi = np.full(self.n_voxels, 1.0, dtype=np.float32)
+        layer = torch.clamp(torch.exp(y_layer) - self.eps, min=0.0)
         layer = layer * (self.scale * energy[:, None])  # MeV per active layer
-        frac = (torch.sigmoid(y[:, n_layers:]) - self.eps) / (1 - 2 * self.eps)
-        frac = torch.clamp(frac, min=0.0)
+        s = torch.sigmoid(y_voxel)
+        frac = torch.minimum(torch.maximum(s, self._tensor(s_lo, y)), self._tensor(s_hi, y))
+        frac = frac - self.eps  # >= 0: the lower bound is at least eps
         if self.dequantize:  # below the threshold: noise (and noise layers hold no energy)
-            layer = torch.where(layer < self.threshold, torch.zeros_like(layer), layer)
-            noise = frac * (layer @ member.T) < self.threshold
+            layer = self._threshold_torch(layer)
+            noise = self._times_layer(frac, layer) < self.threshold * (1 - 2 * self.eps)
             frac = torch.where(noise, torch.zeros_like(frac), frac)
         return layer, frac
 
-    def _inverse_layers_torch(self, y: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
-        """Unstandardised ``layers`` features -> showers (MeV) before the threshold."""
-        member = self._member_torch(y)
-        layer, frac = self._split_layers_torch(y, energy, member)
-        total = frac @ member
-        per_fraction = layer / torch.clamp(total, min=1e-30)
-        return frac * (per_fraction @ member.T)
+    def _unstandardise_np(self, standardised: NDArray[np.floating]) -> NDArray[np.float64]:
+        assert self.mean is not None and self.std is not None
+        return np.asarray(standardised, np.float64) * self.std + self.mean
+
+    def _inverse_layers_torch(self, features: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+        """Standardised ``layers`` features -> showers (MeV) before the threshold."""
+        layer, frac = self._split_layers_torch(features, energy)
+        per_fraction = layer / torch.clamp(self._layer_sum(frac), min=1e-30)
+        return self._times_layer(frac, per_fraction)
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
