@@ -43,7 +43,7 @@ ROW_KEYS = {
     "backend", "precision", "device", "batch", "threads", "providers", "repeats",
     "median_ms_per_shower", "p16_ms_per_shower", "p84_ms_per_shower", "min_ms_per_shower",
     "max_ms_per_shower", "median_call_ms", "showers_per_s", "peak_rss_mib", "peak_rss_scope",
-    "gpu_peak_mib", "speedup_vs_geant4", "joules_per_shower",
+    "gpu_peak_mib", "speedup_vs_geant4", "speedup_vs_geant4_spectrum", "joules_per_shower",
 }  # fmt: skip
 FAKE_G4_S = 0.02  # s per shower of the fake Geant4
 
@@ -74,7 +74,18 @@ def fake_geant4(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
             "provenance": {},
         }  # fmt: skip
 
+    def fake_spectrum(
+        detector: Any, low: float, high: float, pdg: int, n: int, **_: Any
+    ) -> dict[str, Any]:
+        calls.append((detector.name, (low, high), pdg, n))
+        return {
+            "mean_s_per_shower": 2 * FAKE_G4_S, "mean_cpu_s_per_shower": 2 * FAKE_G4_S,
+            "low_MeV": low, "high_MeV": high, "scale": "log", "n": n, "mean_energy_MeV": 1.0,
+            "cpu_s_per_gev": 1.0, "pdg": pdg, "detector": detector.name,
+        }  # fmt: skip
+
     monkeypatch.setattr(harness, "geant4_per_shower", fake)
+    monkeypatch.setattr(harness, "geant4_spectrum", fake_spectrum)
     return calls
 
 
@@ -211,7 +222,9 @@ def test_benchmark_result(model_dir: Path, fake_geant4: list, tmp_path: Path) ->
     }  # fmt: skip
     assert result["model"]["family"] == "vae"
     assert result["model"]["n_voxels"] == 96
-    assert result["conditions"] == {"energy_MeV": 5000.0, "pdg": 11, "theta": 0.0, "phi": 0.0}
+    assert result["conditions"] == {
+        "energy_MeV": 5000.0, "pdg": 11, "theta": 0.0, "phi": 0.0, "spectrum_MeV": None,
+    }  # fmt: skip
     assert fake_geant4 == [("tiny", 5000.0, 11, 3)]  # the model's detector, e- (it knows 11)
     assert result["settings"]["batch_sizes"] == [1, 4]
     assert result["settings"]["threads"] == 1
@@ -232,10 +245,12 @@ def test_benchmark_result(model_dir: Path, fake_geant4: list, tmp_path: Path) ->
         assert row["gpu_peak_mib"] is None
         expected = FAKE_G4_S * 1e3 / row["median_ms_per_shower"]
         assert row["speedup_vs_geant4"] == pytest.approx(expected)
+        assert row["speedup_vs_geant4_spectrum"] is None
         # 1 thread at the default 5 W per busy core
         assert row["joules_per_shower"] == pytest.approx(row["median_ms_per_shower"] * 5e-3)
     assert result["settings"]["watts_per_core"] == 5.0
     assert result["geant4"]["joules_per_shower"] == pytest.approx(FAKE_G4_S * 5.0)
+    assert result["geant4"]["spectrum"] is None
     skipped = {(s["backend"], s["precision"]) for s in result["skipped"]}
     assert skipped == {("torch", "int8"), ("torch", "float16")}
     same = result["fidelity"]["same_noise"]
@@ -347,6 +362,34 @@ def test_benchmark_bad_input(model_dir: Path, onnx_file: Path, tmp_path: Path) -
         benchmark(unknown, batch_sizes=[1], timing=FAST, geant4_showers=1, isolate=False)
 
 
+def test_speed_up_over_a_spectrum(model_dir: Path, fake_geant4: list) -> None:
+    """With a spectrum, Geant4 is also timed over it, and each row gets its speed-up against
+    Geant4's mean CPU time there; a bad spectrum is refused before anything runs."""
+    result = benchmark(
+        model_dir, batch_sizes=[2], backends=["onnx"], threads=1, timing=FAST, energy=5000.0,
+        geant4_showers=3, spectrum=(1000.0, 64000.0), spectrum_showers=8, isolate=False,
+    )  # fmt: skip
+    assert fake_geant4 == [("tiny", 5000.0, 11, 3), ("tiny", (1000.0, 64000.0), 11, 8)]
+    assert result["conditions"]["spectrum_MeV"] == [1000.0, 64000.0]
+    spectrum = result["geant4"]["spectrum"]
+    assert spectrum["joules_per_shower"] == pytest.approx(2 * FAKE_G4_S * 5.0)
+    (row,) = result["results"]
+    assert row["speedup_vs_geant4_spectrum"] == pytest.approx(2 * row["speedup_vs_geant4"])
+    for bad in [(64000.0, 1000.0), (0.0, 10.0), (1.0, float("inf"))]:
+        with pytest.raises(TwinforgeError, match="spectrum must be"):
+            benchmark(model_dir, spectrum=bad, geant4_showers=1)
+    with pytest.raises(TwinforgeError, match="spectrum showers"):
+        benchmark(model_dir, spectrum=(1.0, 2.0), spectrum_showers=0, geant4_showers=1)
+
+
+def test_spectrum_energies_are_log_uniform_quantiles() -> None:
+    energies = bench_module.spectrum_energies(1000.0, 64000.0, 6)
+    np.testing.assert_allclose(np.log2(energies / 1000.0), np.arange(6) + 0.5)
+    # the mean of a cost linear in energy converges to the spectrum's (63 / ln 64 GeV)
+    many = bench_module.spectrum_energies(1000.0, 64000.0, 64)
+    assert many.mean() == pytest.approx(63000.0 / np.log(64.0), rel=1e-3)
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("geant4_pybind") is None, reason="geant4-pybind is not installed"
 )
@@ -360,3 +403,9 @@ def test_real_geant4_per_shower() -> None:
     assert result["physics"]
     assert result["provenance"]["simulator"] == "geant4"
     json.dumps(result)
+    spectrum = bench_module.geant4_spectrum(load_detector("tiny"), 200.0, 800.0, 11, 2,
+                                            timeout=120)  # fmt: skip
+    assert spectrum["n"] == 2
+    assert spectrum["mean_energy_MeV"] == pytest.approx(200.0 * (4**0.25 + 4**0.75) / 2)
+    assert 0 < spectrum["mean_cpu_s_per_shower"] < 10
+    json.dumps(spectrum)

@@ -90,6 +90,8 @@ def test_bench_errors(twinforge: Run, model_dir: Path, tmp_path: Path) -> None:
     )
     assert_user_error(twinforge("bench", str(model_dir), "--energy", "10 parsecs"), "energy")
     assert_user_error(twinforge("bench", str(model_dir), "--particle", "muon?"), "muon?")
+    for bad, what in [("64GeV", "LOW-HIGH"), ("64GeV-1GeV", "LOW < HIGH"), ("1GeV-x", "1GeV-x")]:
+        assert_user_error(twinforge("bench", str(model_dir), "--spectrum", bad), "--spectrum", what)
     (tmp_path / "corrupt.onnx").write_bytes(b"\x00 definitely not onnx")
     assert_user_error(
         twinforge("bench", "corrupt.onnx", "--geant4-showers", "0"),

@@ -12,7 +12,9 @@ own; warm-up calls are excluded; the repeats run for at least ``min_repeats`` ca
 after ``budget_s`` seconds (or ``max_repeats`` calls); the median and the 16th/84th percentiles
 (and min/max) of the time per shower are reported. Geant4 is timed in the same run (its own
 process, one thread, the model's detector, the same particle and energy, after a warm-up
-shower), and each configuration gets its speed-up ``Geant4 s/shower / model s/shower``.
+shower), and each configuration gets its speed-up ``Geant4 CPU s/shower / model s/shower``;
+with a spectrum (``spectrum=(low, high)`` MeV, log-uniform, a test set's), Geant4 is also
+timed over it and each configuration gets its speed-up against Geant4's mean there.
 
 Reduced precision (ONNX Runtime dynamic int8, float16 matrix products; torch float16 on GPUs)
 is timed like the rest and its fidelity cost measured: with the same noise as the float32
@@ -35,7 +37,12 @@ import only what their backend needs.
 from __future__ import annotations
 
 from twinforge.bench.fidelity import reference_fidelity, same_noise_fidelity, separation_power
-from twinforge.bench.geant4 import geant4_per_shower, resolve_detector
+from twinforge.bench.geant4 import (
+    geant4_per_shower,
+    geant4_spectrum,
+    resolve_detector,
+    spectrum_energies,
+)
 from twinforge.bench.harness import (
     BACKEND_NAMES,
     DEFAULT_BATCH_SIZES,
@@ -65,6 +72,7 @@ __all__ = [
     "Timing",
     "benchmark",
     "geant4_per_shower",
+    "geant4_spectrum",
     "machine_info",
     "peak_rss_mib",
     "reference_fidelity",
@@ -73,6 +81,7 @@ __all__ = [
     "run_config",
     "same_noise_fidelity",
     "separation_power",
+    "spectrum_energies",
     "summarize",
     "time_calls",
     "write_json",

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from twinforge.bench.fidelity import variant_fidelity
-from twinforge.bench.geant4 import geant4_per_shower, resolve_detector
+from twinforge.bench.geant4 import (
+    geant4_per_shower,
+    geant4_spectrum,
+    resolve_detector,
+    spectrum_energies,
+)
 from twinforge.bench.machine import CUDA_EP, cuda_torch, machine_info, ort_providers, usable_cpus
 from twinforge.bench.timing import (
     BenchConfig,
@@ -62,6 +67,8 @@ def benchmark(
     energy: float = 10_000.0,
     pdg: int | None = None,
     geant4_showers: int = 5,
+    spectrum: tuple[float, float] | None = None,
+    spectrum_showers: int = 32,
     detector: str | None = None,
     geant4_timeout: float | None = None,
     fidelity_showers: int = 1000,
@@ -87,6 +94,11 @@ def benchmark(
         energy: incident energy, MeV (default 10 GeV).
         pdg: particle id; default 11 (e-) when the model knows it, else its first particle.
         geant4_showers: Geant4 showers to time (0: no Geant4, no speed-ups).
+        spectrum: ``(low, high)`` MeV: also time Geant4 over this log-uniform spectrum
+            (:func:`~twinforge.bench.geant4.geant4_spectrum`, ``spectrum_showers`` showers) and
+            give each row its speed-up against Geant4's mean CPU time over it (a model's time
+            does not depend on the energy: a dense output of the same size).
+        spectrum_showers: Geant4 showers over the spectrum.
         detector: the Geant4 detector (preset or YAML); default from the model
             (:func:`resolve_detector`).
         geant4_timeout: seconds before the Geant4 process is stopped.
@@ -108,8 +120,10 @@ def benchmark(
         ...}}``, each row ``{backend, precision, device, batch, threads, providers, repeats,
         median_ms_per_shower, p16_ms_per_shower, p84_ms_per_shower, min_ms_per_shower,
         max_ms_per_shower, median_call_ms, showers_per_s, peak_rss_mib, peak_rss_scope,
-        gpu_peak_mib, speedup_vs_geant4, joules_per_shower}``; ``geant4`` also has
-        ``joules_per_shower``.
+        gpu_peak_mib, speedup_vs_geant4, speedup_vs_geant4_spectrum, joules_per_shower}``;
+        ``geant4`` also has ``joules_per_shower`` and ``spectrum`` (None without one). A
+        speed-up is Geant4's CPU time per shower (one thread; median at ``energy``, mean over
+        the spectrum) over the row's wall time per shower.
 
     Raises:
         TwinforgeError: missing or corrupt model, unknown backend / precision / device, bad
@@ -130,6 +144,8 @@ def benchmark(
         raise TwinforgeError(f"threads must be >= 1, got {threads}")
     if not (np.isfinite(energy) and energy > 0):
         raise TwinforgeError(f"energy must be > 0 MeV, got {energy}")
+    if spectrum is not None:
+        spectrum_energies(*spectrum, spectrum_showers)  # checks the range and the count
     if not (np.isfinite(watts_per_core) and watts_per_core > 0):
         raise TwinforgeError(f"watts per core must be > 0, got {watts_per_core}")
     is_onnx_file = not model_path.is_dir()
@@ -161,15 +177,33 @@ def benchmark(
                 timeout=geant4_timeout,
             )  # fmt: skip
             geant4["joules_per_shower"] = geant4["median_cpu_s_per_shower"] * watts_per_core
+            geant4["spectrum"] = None
+            if spectrum is not None:
+                _report(progress, f"Geant4: {spectrum_showers} showers over the spectrum",
+                        0, total)  # fmt: skip
+                geant4["spectrum"] = geant4_spectrum(
+                    g4_detector, *spectrum, int(pdg), spectrum_showers, seed=seed + 2,
+                    timeout=geant4_timeout,
+                )  # fmt: skip
+                geant4["spectrum"]["joules_per_shower"] = (
+                    geant4["spectrum"]["mean_cpu_s_per_shower"] * watts_per_core
+                )
             done += 1
         rows = []
         for config in configs:
             _report(progress, f"{config.label} batch {config.batch}", done, total)
             row = run_config_isolated(config, timing) if isolate else run_config(config, timing)
+            row["speedup_vs_geant4_spectrum"] = None
             if geant4 is not None and row["median_ms_per_shower"] > 0:
                 row["speedup_vs_geant4"] = (
-                    geant4["median_s_per_shower"] * 1e3 / row["median_ms_per_shower"]
+                    geant4["median_cpu_s_per_shower"] * 1e3 / row["median_ms_per_shower"]
                 )
+                if geant4["spectrum"] is not None:
+                    row["speedup_vs_geant4_spectrum"] = (
+                        geant4["spectrum"]["mean_cpu_s_per_shower"]
+                        * 1e3
+                        / row["median_ms_per_shower"]
+                    )
             row["joules_per_shower"] = (
                 row["median_ms_per_shower"] * 1e-3 * row["threads"] * watts_per_core
                 if row["device"] == "cpu"
@@ -191,7 +225,13 @@ def benchmark(
             "noise_shape": list(info.noise_shape),
             "pdgs": list(info.pdgs),
         },
-        "conditions": {"energy_MeV": float(energy), "pdg": int(pdg), "theta": 0.0, "phi": 0.0},
+        "conditions": {
+            "energy_MeV": float(energy),
+            "pdg": int(pdg),
+            "theta": 0.0,
+            "phi": 0.0,
+            "spectrum_MeV": None if spectrum is None else list(map(float, spectrum)),
+        },
         "settings": {
             "batch_sizes": list(batch_sizes),
             "backends": list(backends),

@@ -18,8 +18,9 @@ def bench_summary(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
         ``(params, metrics)``: params are the model (``model.*``), the conditions, the settings
         and the machine (CPU, usable CPUs, memory, GPUs, library versions); metrics
         ``<backend>_<precision>_<device>_b<batch>/ms_per_shower`` (median), ``.../showers_per_s``,
-        ``.../peak_rss_mib``, ``.../speedup_vs_geant4``, ``.../joules_per_shower`` per
-        configuration, ``geant4_ms_per_shower``, ``geant4_joules_per_shower``,
+        ``.../peak_rss_mib``, ``.../speedup_vs_geant4`` (and ``..._spectrum``),
+        ``.../joules_per_shower`` per configuration, ``geant4_ms_per_shower``,
+        ``geant4_joules_per_shower``, ``geant4_spectrum_cpu_ms_per_shower`` (with a spectrum),
         ``best_ms_per_shower``, ``best_speedup_vs_geant4`` and the same-noise fidelity figures
         of each reduced-precision variant (``fidelity/<label>/...``).
     """
@@ -44,6 +45,7 @@ def bench_summary(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
         values[f"{label}/peak_rss_mib"] = row.get("peak_rss_mib")
         values[f"{label}/gpu_peak_mib"] = row.get("gpu_peak_mib")
         values[f"{label}/speedup_vs_geant4"] = row.get("speedup_vs_geant4")
+        values[f"{label}/speedup_vs_geant4_spectrum"] = row.get("speedup_vs_geant4_spectrum")
         values[f"{label}/joules_per_shower"] = row.get("joules_per_shower")
     times = [t for r in rows if (t := metric_number(r.get("median_ms_per_shower"))) is not None]
     speedups = [s for r in rows if (s := metric_number(r.get("speedup_vs_geant4"))) is not None]
@@ -53,6 +55,10 @@ def bench_summary(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
         seconds = metric_number(geant4.get("median_s_per_shower"))
         values["geant4_ms_per_shower"] = None if seconds is None else seconds * 1e3
         values["geant4_joules_per_shower"] = metric_number(geant4.get("joules_per_shower"))
+        spectrum = geant4.get("spectrum") or {}
+        if spectrum:
+            cpu = metric_number(spectrum.get("mean_cpu_s_per_shower"))
+            values["geant4_spectrum_cpu_ms_per_shower"] = None if cpu is None else cpu * 1e3
     same = (result.get("fidelity") or {}).get("same_noise") or {}
     for label, figures in same.items():
         for key, value in (figures or {}).items():

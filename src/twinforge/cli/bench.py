@@ -43,6 +43,14 @@ def bench(
     geant4_showers: int = typer.Option(
         5, "--geant4-showers", min=0, help="Geant4 showers to time (0: no Geant4)."
     ),
+    spectrum: str | None = typer.Option(
+        None,
+        help="Also time Geant4 over a log-uniform spectrum ('1GeV-64GeV', a test set's) and "
+        "give speed-ups against its mean CPU time per shower.",
+    ),
+    spectrum_showers: int = typer.Option(
+        32, "--spectrum-showers", min=1, help="Geant4 showers over --spectrum."
+    ),
     detector: str | None = typer.Option(
         None, help="Geant4 detector, preset or YAML (default: the model's)."
     ),
@@ -101,6 +109,7 @@ def bench(
         warmup=warmup, min_repeats=min_repeats, max_repeats=max_repeats, budget_s=budget
     )
     energy_mev = parse_energy(energy)
+    spectrum_mev = _spectrum(spectrum) if spectrum is not None else None
     bar = progress()  # started at the first step: input errors print no bar
     task = bar.add_task("benchmark", total=None)
 
@@ -134,6 +143,8 @@ def bench(
                 energy=energy_mev,
                 pdg=pdg,
                 geant4_showers=geant4_showers,
+                spectrum=spectrum_mev,
+                spectrum_showers=spectrum_showers,
                 detector=detector,
                 reference=reference,
                 isolate=isolate,
@@ -195,6 +206,25 @@ def _ints(text: str, what: str) -> list[int]:
     return values
 
 
+def _spectrum(text: str) -> tuple[float, float]:
+    """``'1GeV-64GeV'`` -> ``(1000.0, 64000.0)`` MeV."""
+    import re
+
+    from twinforge.config import parse_energy
+
+    parts = re.split(r"(?<![eE])-", text.replace(" ", ""))  # not the '-' of an exponent
+    low, high = parts if len(parts) == 2 else ("", "")
+    if not low or not high:
+        raise ConfigError(f"--spectrum: expected LOW-HIGH such as '1GeV-64GeV', got {text!r}")
+    try:
+        bounds = parse_energy(low), parse_energy(high)
+    except ConfigError as exc:
+        raise ConfigError(f"--spectrum {text!r}: {exc}") from None
+    if not 0 < bounds[0] < bounds[1]:
+        raise ConfigError(f"--spectrum {text!r}: needs 0 < LOW < HIGH")
+    return bounds
+
+
 def _words(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -224,7 +254,8 @@ def _print(result: dict[str, Any]) -> None:
     columns = ["configuration", "threads", "batch", "ms/shower", "16-84 %", "showers/s",
                "peak RSS MiB"]  # fmt: skip
     columns += ["GPU MiB"] if gpu else []
-    columns += ["x Geant4", "J/shower"]
+    spectrum = (result.get("geant4") or {}).get("spectrum")
+    columns += ["x Geant4", *(["x Geant4 spectrum"] if spectrum else []), "J/shower"]
     table = Table(*columns, title=escape(title))
     for row in result["results"]:
         cells = [
@@ -235,7 +266,10 @@ def _print(result: dict[str, Any]) -> None:
         ]  # fmt: skip
         if gpu:
             cells.append(_fmt(row.get("gpu_peak_mib")))
-        cells += [_fmt(row.get("speedup_vs_geant4")), _fmt(row.get("joules_per_shower"))]
+        cells.append(_fmt(row.get("speedup_vs_geant4")))
+        if spectrum:
+            cells.append(_fmt(row.get("speedup_vs_geant4_spectrum")))
+        cells.append(_fmt(row.get("joules_per_shower")))
         table.add_row(*cells)
     console.print(table)
     geant4 = result.get("geant4")
@@ -244,10 +278,20 @@ def _print(result: dict[str, Any]) -> None:
             f"Geant4 ({escape(geant4['physics'])}, {escape(geant4['detector'])}, 1 thread): "
             f"{_fmt(geant4['median_s_per_shower'] * 1e3)} ms/shower median over "
             f"{geant4['n']} showers (16-84 %: {_fmt(geant4['p16_s_per_shower'] * 1e3)}-"
-            f"{_fmt(geant4['p84_s_per_shower'] * 1e3)} ms); "
+            f"{_fmt(geant4['p84_s_per_shower'] * 1e3)} ms), CPU "
+            f"{_fmt(geant4['median_cpu_s_per_shower'] * 1e3)} ms (the speed-ups' numerator); "
             f"{_fmt(geant4['joules_per_shower'])} J/shower",
             highlight=False,
         )
+        if spectrum:
+            console.print(
+                f"Geant4 over {spectrum['low_MeV'] / 1e3:g}-{spectrum['high_MeV'] / 1e3:g} GeV "
+                f"(log-uniform, {spectrum['n']} showers, mean "
+                f"{spectrum['mean_energy_MeV'] / 1e3:.3g} GeV): mean CPU "
+                f"{_fmt(spectrum['mean_cpu_s_per_shower'] * 1e3)} ms/shower, "
+                f"{_fmt(spectrum['cpu_s_per_gev'] * 1e3)} ms/GeV",
+                highlight=False,
+            )
     else:
         console.print("Geant4 not timed (--geant4-showers 0): no speed-ups", highlight=False)
     console.print(
