@@ -40,7 +40,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAST = Timing(warmup=1, min_repeats=2, max_repeats=3, budget_s=0.0)
 ROW_KEYS = {
-    "backend", "precision", "device", "batch", "threads", "providers", "repeats",
+    "backend", "precision", "device", "batch", "threads", "block_size", "providers", "repeats",
     "median_ms_per_shower", "p16_ms_per_shower", "p84_ms_per_shower", "min_ms_per_shower",
     "max_ms_per_shower", "median_call_ms", "showers_per_s", "peak_rss_mib", "peak_rss_scope",
     "gpu_peak_mib", "speedup_vs_geant4", "speedup_vs_geant4_spectrum", "joules_per_shower",
@@ -380,6 +380,22 @@ def test_speed_up_over_a_spectrum(model_dir: Path, fake_geant4: list) -> None:
             benchmark(model_dir, spectrum=bad, geant4_showers=1)
     with pytest.raises(TwinforgeError, match="spectrum showers"):
         benchmark(model_dir, spectrum=(1.0, 2.0), spectrum_showers=0, geant4_showers=1)
+
+
+def test_blocked_onnx_configurations(model_dir: Path) -> None:
+    """--block-size adds cache-blocked ONNX CPU rows at the batches larger than a block."""
+    result = benchmark(
+        model_dir, batch_sizes=[2, 8], threads=2, timing=FAST, geant4_showers=0,
+        block_size=3, isolate=False,
+    )  # fmt: skip
+    rows = [(r["backend"], r["block_size"], r["batch"], r["threads"]) for r in result["results"]]
+    assert rows == [
+        ("torch", None, 2, 2), ("torch", None, 8, 2),
+        ("onnx", None, 2, 2), ("onnx", None, 8, 2), ("onnx", 3, 8, 2),
+    ]  # fmt: skip
+    assert result["settings"]["block_size"] == 3
+    with pytest.raises(TwinforgeError, match="block size"):
+        benchmark(model_dir, block_size=0, geant4_showers=0)
 
 
 def test_spectrum_energies_are_log_uniform_quantiles() -> None:

@@ -129,6 +129,30 @@ def test_backends_agree_on_the_same_noise(model_dir: Path, onnx_file: Path) -> N
         np.testing.assert_allclose(other[keep], a[keep], rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize(("n", "threads", "block"), [(37, 2, 5), (37, 3, 16), (6, 2, 8)])
+def test_blocked_runs_give_the_same_showers(
+    onnx_file: Path, n: int, threads: int, block: int
+) -> None:
+    """Cache-blocked runs (sessions x blocks, uneven shares) equal one whole run; a call no
+    larger than a block runs whole."""
+    whole = Generator(onnx_file, threads=1)
+    blocked = Generator(onnx_file, threads=threads, block_size=block)
+    assert blocked.block_size == block
+    assert blocked._blocks is not None
+    assert len(blocked._blocks.sessions) == threads
+    rng = np.random.default_rng(n)
+    energy = np.exp(rng.uniform(np.log(1e3), np.log(6e4), n))
+    pdg = rng.choice([11, 22], n)
+    noise = whole.noise(n, 3)
+    a = whole.generate(energy, pdg, 0.1, noise=noise)
+    b = blocked.generate(energy, pdg, 0.1, noise=noise)
+    assert b.dtype == np.float32
+    assert b.flags.c_contiguous
+    np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(blocked.generate(energy, pdg, 0.1, seed=5),
+                                  whole.generate(energy, pdg, 0.1, seed=5))  # fmt: skip
+
+
 def test_threads_are_restored(model_dir: Path) -> None:
     before = torch.get_num_threads()
     Generator(model_dir, threads=2).generate([1000.0], seed=0)
@@ -144,6 +168,10 @@ def test_bad_input(model_dir: Path, onnx_file: Path, tmp_path: Path) -> None:
         Generator(onnx_file, backend="torch")
     with pytest.raises(TwinforgeError, match="threads"):
         Generator(onnx_file, threads=0)
+    with pytest.raises(TwinforgeError, match="block_size must be >= 1"):
+        Generator(onnx_file, block_size=0)
+    with pytest.raises(TwinforgeError, match="block_size is an option of the onnx backend"):
+        Generator(model_dir, block_size=64)
     with pytest.raises(TwinforgeError, match="not available"):
         Generator(onnx_file, providers=["NoSuchExecutionProvider"])
     if not torch.cuda.is_available():

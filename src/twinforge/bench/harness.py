@@ -69,6 +69,7 @@ def benchmark(
     geant4_showers: int = 5,
     spectrum: tuple[float, float] | None = None,
     spectrum_showers: int = 32,
+    block_size: int | None = None,
     detector: str | None = None,
     geant4_timeout: float | None = None,
     fidelity_showers: int = 1000,
@@ -99,6 +100,9 @@ def benchmark(
             give each row its speed-up against Geant4's mean CPU time over it (a model's time
             does not depend on the energy: a dense output of the same size).
         spectrum_showers: Geant4 showers over the spectrum.
+        block_size: also time every ONNX CPU variant cache-blocked, in blocks of this many
+            showers over ``threads`` single-threaded sessions (``Generator``'s ``block_size``),
+            at the batch sizes larger than the block.
         detector: the Geant4 detector (preset or YAML); default from the model
             (:func:`resolve_detector`).
         geant4_timeout: seconds before the Geant4 process is stopped.
@@ -117,8 +121,8 @@ def benchmark(
         precisions, devices, threads, timing..., isolate}, "machine": machine_info(),
         "geant4": geant4_per_shower() or None, "results": [row, ...], "skipped": [{backend,
         precision, device, reason}], "fidelity": {"same_noise": {label: ...}, "reference":
-        ...}}``, each row ``{backend, precision, device, batch, threads, providers, repeats,
-        median_ms_per_shower, p16_ms_per_shower, p84_ms_per_shower, min_ms_per_shower,
+        ...}}``, each row ``{backend, precision, device, batch, threads, block_size, providers,
+        repeats, median_ms_per_shower, p16_ms_per_shower, p84_ms_per_shower, min_ms_per_shower,
         max_ms_per_shower, median_call_ms, showers_per_s, peak_rss_mib, peak_rss_scope,
         gpu_peak_mib, speedup_vs_geant4, speedup_vs_geant4_spectrum, joules_per_shower}``;
         ``geant4`` also has ``joules_per_shower`` and ``spectrum`` (None without one). A
@@ -146,6 +150,8 @@ def benchmark(
         raise TwinforgeError(f"energy must be > 0 MeV, got {energy}")
     if spectrum is not None:
         spectrum_energies(*spectrum, spectrum_showers)  # checks the range and the count
+    if block_size is not None and block_size < 1:
+        raise TwinforgeError(f"block size must be >= 1, got {block_size}")
     if not (np.isfinite(watts_per_core) and watts_per_core > 0):
         raise TwinforgeError(f"watts per core must be > 0, got {watts_per_core}")
     is_onnx_file = not model_path.is_dir()
@@ -161,11 +167,15 @@ def benchmark(
         if not variants:
             reasons = "; ".join(f"{s['backend']} {s['precision']}: {s['reason']}" for s in skipped)
             raise TwinforgeError(f"nothing to benchmark ({reasons})")
-        configs = [
-            BenchConfig(backend, precision, device, batch, threads, path)
-            for (backend, precision, device), path in variants.items()
-            for batch in batch_sizes
-        ]
+        configs = []
+        for (backend, precision, device), path in variants.items():
+            blocked = block_size is not None and (backend, device) == ("onnx", "cpu")
+            for blocks in (None, block_size) if blocked else (None,):
+                configs += [
+                    BenchConfig(backend, precision, device, batch, threads, path, blocks)
+                    for batch in batch_sizes
+                    if blocks is None or batch > blocks
+                ]
         total = len(configs) + (1 if geant4_showers > 0 else 0)
         done = 0
         geant4 = None
@@ -244,6 +254,7 @@ def benchmark(
             "budget_s": timing.budget_s,
             "isolate": isolate,
             "watts_per_core": watts_per_core,
+            "block_size": block_size,
             "timed": "Generator.generate: noise, network, inverse transform, copy to host",
         },
         "machine": machine_info(),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from twinforge import __version__
+from twinforge.inference.runtime import usable_cpus
 
 __all__ = ["CPU_EP", "CUDA_EP", "cuda_torch", "machine_info", "ort_providers", "usable_cpus"]
 
@@ -101,11 +102,3 @@ def cuda_torch() -> Any:
     import torch
 
     return torch.cuda if torch.cuda.is_available() else None
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask; all of them where there is none)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

@@ -48,7 +48,11 @@ def write_plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     ax = fig.add_subplot()
     series: dict[str, list[Mapping[str, Any]]] = {}
     for row in result.get("results", []):
-        key = f"{row['backend']} {row['precision']} {row['device']} ({row['threads']} threads)"
+        blocks = f" blocks of {row['block_size']}" if row.get("block_size") else ""
+        key = (
+            f"{row['backend']} {row['precision']} {row['device']}{blocks} "
+            f"({row['threads']} threads)"
+        )
         series.setdefault(key, []).append(row)
     for label, rows in series.items():
         rows = sorted(rows, key=lambda r: r["batch"])

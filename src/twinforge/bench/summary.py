@@ -39,6 +39,7 @@ def bench_summary(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     rows = result.get("results") or []
     for row in rows:
         label = "_".join(str(row.get(k)) for k in ("backend", "precision", "device"))
+        label += f"_blocks{row['block_size']}" if row.get("block_size") else ""
         label += f"_b{row.get('batch')}"
         values[f"{label}/ms_per_shower"] = row.get("median_ms_per_shower")
         values[f"{label}/showers_per_s"] = row.get("showers_per_s")

@@ -73,8 +73,10 @@ class BenchConfig:
         precision: ``float32``, ``int8`` (ONNX) or ``float16``.
         device: ``cpu`` or ``cuda``.
         batch: showers per :meth:`Generator.generate` call.
-        threads: intra-op threads (torch and ONNX Runtime).
+        threads: intra-op threads (torch and ONNX Runtime); with ``block_size``, the
+            single-threaded sessions.
         path: what the worker loads: the model directory (torch) or the ONNX file.
+        block_size: ONNX on the CPU: cache-blocked runs (``Generator``'s ``block_size``).
     """
 
     backend: str
@@ -83,11 +85,13 @@ class BenchConfig:
     batch: int
     threads: int
     path: str
+    block_size: int | None = None
 
     @property
     def label(self) -> str:
-        """``"onnx int8 cpu"``: the series a row belongs to."""
-        return f"{self.backend} {self.precision} {self.device}"
+        """``"onnx int8 cpu"`` (``"onnx int8 cpu blocks of 64"``): the series of a row."""
+        blocks = f" blocks of {self.block_size}" if self.block_size else ""
+        return f"{self.backend} {self.precision} {self.device}{blocks}"
 
 
 def time_calls(
@@ -169,10 +173,17 @@ def execution_providers(device: str) -> list[str]:
 
 
 def open_generator(
-    path: str, backend: str, precision: str, device: str, *, threads: int | None = None
+    path: str,
+    backend: str,
+    precision: str,
+    device: str,
+    *,
+    threads: int | None = None,
+    block_size: int | None = None,
 ) -> Generator:
     """The :class:`~twinforge.inference.runtime.Generator` of one variant: ONNX Runtime with
-    ``device``'s providers, or torch on ``device`` (in float16 for the float16 variant)."""
+    ``device``'s providers (cache-blocked with ``block_size``), or torch on ``device`` (in
+    float16 for the float16 variant)."""
     from twinforge.inference.runtime import Generator
 
     return Generator(
@@ -182,6 +193,7 @@ def open_generator(
         providers=execution_providers(device) if backend == "onnx" else None,
         device=device if backend == "torch" else None,
         precision="float16" if backend == "torch" and precision == "float16" else "float32",
+        block_size=block_size,
     )
 
 
@@ -199,8 +211,9 @@ def run_config(
     if cuda is not None:
         cuda.reset_peak_memory_stats()
     generator = open_generator(
-        config.path, config.backend, config.precision, config.device, threads=config.threads
-    )
+        config.path, config.backend, config.precision, config.device, threads=config.threads,
+        block_size=config.block_size,
+    )  # fmt: skip
     energy = np.full(config.batch, timing.energy)
 
     def call(i: int) -> object:
@@ -219,6 +232,7 @@ def run_config(
         "device": config.device,
         "batch": config.batch,
         "threads": config.threads,
+        "block_size": config.block_size,
         "providers": generator.providers,
         **summarize(times, config.batch),
         "peak_rss_mib": peak_rss_mib(),

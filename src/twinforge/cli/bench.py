@@ -51,6 +51,13 @@ def bench(
     spectrum_showers: int = typer.Option(
         32, "--spectrum-showers", min=1, help="Geant4 showers over --spectrum."
     ),
+    block_size: int | None = typer.Option(
+        None,
+        "--block-size",
+        min=1,
+        help="Also time ONNX on the CPU cache-blocked: blocks of this many showers over "
+        "--threads single-threaded sessions (64 suits small models).",
+    ),
     detector: str | None = typer.Option(
         None, help="Geant4 detector, preset or YAML (default: the model's)."
     ),
@@ -145,6 +152,7 @@ def bench(
                 geant4_showers=geant4_showers,
                 spectrum=spectrum_mev,
                 spectrum_showers=spectrum_showers,
+                block_size=block_size,
                 detector=detector,
                 reference=reference,
                 isolate=isolate,
@@ -258,8 +266,9 @@ def _print(result: dict[str, Any]) -> None:
     columns += ["x Geant4", *(["x Geant4 spectrum"] if spectrum else []), "J/shower"]
     table = Table(*columns, title=escape(title))
     for row in result["results"]:
+        blocks = f" blocks of {row['block_size']}" if row.get("block_size") else ""
         cells = [
-            f"{row['backend']} {row['precision']} {row['device']}", str(row["threads"]),
+            f"{row['backend']} {row['precision']} {row['device']}{blocks}", str(row["threads"]),
             str(row["batch"]), _fmt(row["median_ms_per_shower"]),
             f"{_fmt(row['p16_ms_per_shower'], 2)}-{_fmt(row['p84_ms_per_shower'], 2)}",
             _fmt(row["showers_per_s"]), f"{row['peak_rss_mib']:.0f}",
