@@ -362,7 +362,7 @@ def test_benchmark_bad_input(model_dir: Path, onnx_file: Path, tmp_path: Path) -
         benchmark(unknown, batch_sizes=[1], timing=FAST, geant4_showers=1, isolate=False)
 
 
-def test_speed_up_over_a_spectrum(model_dir: Path, fake_geant4: list) -> None:
+def test_speed_up_over_a_spectrum(model_dir: Path, fake_geant4: list, tmp_path: Path) -> None:
     """With a spectrum, Geant4 is also timed over it, and each row gets its speed-up against
     Geant4's mean CPU time there; a bad spectrum is refused before anything runs."""
     result = benchmark(
@@ -375,6 +375,8 @@ def test_speed_up_over_a_spectrum(model_dir: Path, fake_geant4: list) -> None:
     assert spectrum["joules_per_shower"] == pytest.approx(2 * FAKE_G4_S * 5.0)
     (row,) = result["results"]
     assert row["speedup_vs_geant4_spectrum"] == pytest.approx(2 * row["speedup_vs_geant4"])
+    png = write_plot(result, tmp_path / "bench.png")  # Geant4's two lines
+    assert png.read_bytes()[:4] == b"\x89PNG"
     for bad in [(64000.0, 1000.0), (0.0, 10.0), (1.0, float("inf"))]:
         with pytest.raises(TwinforgeError, match="spectrum must be"):
             benchmark(model_dir, spectrum=bad, geant4_showers=1)

@@ -34,7 +34,8 @@ def write_json(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
 
 def write_plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """PNG of time per shower (ms) vs batch size, log-log, one line per backend / precision /
-    device with its 16-84 % band as error bars, Geant4 as a horizontal line."""
+    device with its 16-84 % band as error bars, Geant4 as a horizontal line (and its mean over
+    the spectrum as a dotted one, when timed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullLocator
@@ -68,6 +69,13 @@ def write_plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
             geant4["median_s_per_shower"] * 1e3, color="black", linestyle="--",
             label=f"Geant4 ({geant4.get('physics', '')}, 1 thread, {geant4['n']} showers)",
         )  # fmt: skip
+        spectrum = geant4.get("spectrum")
+        if spectrum:
+            ax.axhline(
+                spectrum["mean_cpu_s_per_shower"] * 1e3, color="black", linestyle=":",
+                label=f"Geant4, mean over {spectrum['low_MeV'] / 1e3:g}-"
+                f"{spectrum['high_MeV'] / 1e3:g} GeV (log-uniform, {spectrum['n']} showers)",
+            )  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     batches = sorted({int(r["batch"]) for r in result.get("results", [])})
