@@ -142,7 +142,7 @@ class Generator:
             ``block_size`` showers, shared out to ``threads`` single-threaded sessions running
             at once, each writing its rows of one output array. A block's tensors then stay in
             the caches: a small model's elementwise passes over the voxels, bound by memory
-            bandwidth at large batches, run faster (the Par04-sized VAE on siw: 29 -> 20 us per
+            bandwidth at large batches, run faster (the Par04-sized VAE on siw: 28 -> 19 us per
             shower at batch 1000 on 2 cores, block 64). A large model reads its weights once per
             block and can run slower, and each session holds its own copy of them: time it
             (``twinforge bench --block-size``). None (default): one session runs each call with
