@@ -140,6 +140,32 @@ def test_campaign_and_simulator_pages(client: TestClient, demo: Demo) -> None:
     assert client.get("/simulators/no-such-code").status_code == 404
 
 
+def test_adaptive_campaign_page_draws_its_error_curve(
+    catalog: Catalog, client: TestClient, demo: Demo
+) -> None:
+    """An adaptive campaign's page draws the predicted error of its done jobs against the
+    simulations, with the stop target; a campaign without one (the demo's) draws none."""
+    camp = catalog.add_campaign(
+        "beam-size-al", config={"simulator": {"name": "xsuite"}, "total_points": 8,
+                                "sampler": {"kind": "adaptive", "target_error": {"sigma_x": 2e-5}}},
+    )  # fmt: skip
+    catalog.add_jobs(camp, [{"parameters": {"k1": 0.1 * i}, "seed": i} for i in range(5)])
+    errors = [None, 8e-4, 2e-4, 6e-5, 1.5e-5]
+    for error in errors:  # in the order they finish: the first, before the GP, has none
+        job = catalog.claim(camp)
+        assert job is not None
+        catalog.set_job_state(job, "done", provenance={"n_points": 2, **(
+            {"predicted_error": {"sigma_x": error}} if error else {})})  # fmt: skip
+    html = client.get(f"/campaigns/{camp.global_id}").text
+    assert "Error against simulations" in html
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert svg.count("<polyline") == 1
+    assert "target of sigma_x: 2e-05" in svg
+    assert "1.5e-05 after 10" in svg  # the last point: 5 jobs of 2 simulations
+    assert "<script" not in svg
+    assert "Error against simulations" not in client.get(f"/campaigns/{demo.campaign}").text
+
+
 def test_surrogate_page(client: TestClient, demo: Demo) -> None:
     html = client.get(f"/surrogates/{demo.surrogate}").text
     assert "surrogate" in html

@@ -39,11 +39,11 @@ from twinforge.catalog import (
 )
 from twinforge.catalog.crate import encoding_format
 from twinforge.catalog.search import FILTERS, NAMED, SORTS
-from twinforge.errors import CatalogError, RecordNotFound
+from twinforge.errors import CatalogError, RecordNotFound, TwinforgeError
 from twinforge.service import views
 from twinforge.service.app import State, state
 from twinforge.service.jsonld import landing_jsonld, page_path, script_tag, simulator_jsonld
-from twinforge.service.plot import Point, auc_speed_svg
+from twinforge.service.plot import Point, auc_speed_svg, error_curve_svg
 from twinforge.service.storage import FileUnavailable
 
 __all__ = ["render_error", "router"]
@@ -435,6 +435,7 @@ def _landing(request: Request, kind: str, ref: str, st: State) -> Response:
     facts: list[tuple[str, Any]] = [("ID", record.global_id), ("created (UTC)", created)]
     actions: list[dict[str, Any]] = []
     tables: list[dict[str, Any]] = []
+    figures: list[dict[str, str]] = []
     blocks: list[tuple[str, str]] = []
     if isinstance(record, DatasetRecord):
         facts += [("events", f"{record.n_events:,}"), ("files", record.n_files),
@@ -449,6 +450,7 @@ def _landing(request: Request, kind: str, ref: str, st: State) -> Response:
         facts += [("architecture", record.architecture), ("path", record.path or "")]
     if isinstance(record, CampaignRecord):
         facts.append(("jobs", _details(record)))
+        figures += _error_figure(st, record)
         tables.append(_jobs_table(st, record))
         blocks.append(("Configuration", json.dumps(record.config, indent=2)))
     if isinstance(record, TrainingRunRecord):
@@ -489,11 +491,33 @@ def _landing(request: Request, kind: str, ref: str, st: State) -> Response:
         publications=item.publications,
         groups=groups,
         tables=tables,
+        figures=figures,
         files=files,
         report_href=f"{page_path(record)}/report" if item.report is not None else None,
         json_blocks=blocks,
         jsonld=script_tag(jsonld),
     )
+
+
+def _error_figure(st: State, campaign: CampaignRecord) -> list[dict[str, str]]:
+    """An adaptive campaign's predicted error against simulations (from the journal's done
+    jobs), with its stop targets; none for a campaign whose jobs recorded no error."""
+    from twinforge.campaign.figures import error_curve
+
+    jobs = st.catalog.jobs(campaign.global_id, "done")
+    try:
+        curves = error_curve(jobs)
+    except TwinforgeError:  # not adaptive, or no surrogate fitted yet
+        return []
+    sampler = campaign.config.get("sampler") if isinstance(campaign.config, Mapping) else None
+    targets = sampler.get("target_error") if isinstance(sampler, Mapping) else None
+    caption = (
+        "The surrogate's predicted RMSE of each output after each simulation (the adaptive "
+        "sampler's own estimate, recorded in the journal; `twinforge campaign plot` draws it "
+        "too)" + ("; dashed: the stop targets." if targets else ".")
+    )
+    return [{"title": "Error against simulations", "caption": caption,
+             "svg": error_curve_svg(curves, targets)}]  # fmt: skip
 
 
 def _jobs_table(st: State, campaign: CampaignRecord, limit: int = 100) -> dict[str, Any]:

@@ -1,18 +1,19 @@
-"""The comparison page's figure: classifier AUC against time per shower, as inline SVG.
+"""The pages' figures, as inline SVG: classifier AUC against time per shower (the comparison
+page), and an adaptive campaign's predicted error against simulations (its landing page).
 
-Drawn here rather than with matplotlib so that the page is light, needs no file and no
-network, and scales. Models whose AUC comes from a budget that is not comparable (``quick``,
+Drawn here rather than with matplotlib so that the pages are light, need no file and no
+network, and scale. Models whose AUC comes from a budget that is not comparable (``quick``,
 custom) are drawn hollow and say so in the legend.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["Point", "auc_speed_svg"]
+__all__ = ["Point", "auc_speed_svg", "error_curve_svg"]
 
 
 @dataclass(frozen=True)
@@ -118,4 +119,89 @@ def auc_speed_svg(points: Sequence[Point], *, geant4_ms: float | None = None, le
         f'<text x="{lx - 6}" y="{_TOP + 74}">lower-left is better</text>'
         "</svg>"
     )
+    return "".join(parts)
+
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def error_curve_svg(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    targets: Mapping[str, float] | None = None,
+) -> str:
+    """An SVG document: per output, the surrogate's predicted RMSE (log scale) against the
+    simulations done (:func:`twinforge.campaign.figures.error_curve`), with each output's
+    ``targets`` (the campaign's stop rule) as a dashed line of its colour."""
+    targets = dict(targets or {})
+    values = [e for _, errs in curves.values() for e in errs if e > 0]
+    values += [t for name, t in targets.items() if name in curves and t > 0]
+    counts = [n for ns, _ in curves.values() for n in ns]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" '
+        f'width="{_W}" height="{_H}" role="img" font-family="sans-serif" font-size="12">',
+        "<title>predicted RMSE against simulations</title>",
+        f'<rect width="{_W}" height="{_H}" fill="white"/>',
+    ]
+    if not values or not counts:
+        parts.append(f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle">no predicted '
+                     "error recorded yet</text></svg>")  # fmt: skip
+        return "".join(parts)
+    lo, hi = _decades(values)
+    n_max = max(max(counts), 1)
+    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def sx(n: float) -> float:
+        return _LEFT + n / n_max * plot_w
+
+    def sy(err: float) -> float:
+        return _TOP + (hi - math.log10(err)) / (hi - lo) * plot_h
+
+    parts.append(
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#333"/>'
+    )
+    for decade in range(lo, hi + 1):
+        y = sy(10.0**decade)
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_LEFT + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{10.0**decade:g}</text>'
+        )
+    for i in range(5):
+        n = n_max * i / 4
+        parts.append(f'<text x="{sx(n):.1f}" y="{_TOP + plot_h + 16}" '
+                     f'text-anchor="middle">{n:.0f}</text>')  # fmt: skip
+    parts.append(
+        f'<text x="{_LEFT + plot_w / 2}" y="{_H - 12}" text-anchor="middle">'
+        "simulations done</text>"
+        f'<text transform="translate(18 {_TOP + plot_h / 2}) rotate(-90)" '
+        'text-anchor="middle">predicted RMSE (log scale)</text>'
+    )
+    lx = _LEFT + plot_w + 14
+    for i, (name, (ns, errs)) in enumerate(curves.items()):
+        colour = _COLOURS[i % len(_COLOURS)]
+        points = " ".join(f"{sx(n):.1f},{sy(e):.1f}" for n, e in zip(ns, errs, strict=True)
+                          if e > 0)  # fmt: skip
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
+                     'stroke-width="2"/>')  # fmt: skip
+        if name in targets and targets[name] > 0:
+            y = sy(targets[name])
+            parts.append(
+                f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_LEFT + plot_w}" y2="{y:.1f}" '
+                f'stroke="{colour}" stroke-dasharray="5 4"><title>target of {escape(name)}: '
+                f"{targets[name]:.3g}</title></line>"
+            )
+        last = f"{errs[-1]:.3g} after {ns[-1]:.0f}" if len(errs) else ""
+        y = _TOP + 14 + 36 * i
+        parts.append(
+            f'<line x1="{lx - 8}" y1="{y - 4}" x2="{lx + 8}" y2="{y - 4}" stroke="{colour}" '
+            f'stroke-width="2"/><text x="{lx + 12}" y="{y}">{escape(name)}</text>'
+            f'<text x="{lx + 12}" y="{y + 14}" class="muted">{escape(last)}</text>'
+        )
+    if targets:
+        y = _TOP + 14 + 36 * len(curves)
+        parts.append(
+            f'<line x1="{lx - 8}" y1="{y - 4}" x2="{lx + 8}" y2="{y - 4}" stroke="#333" '
+            f'stroke-dasharray="5 4"/><text x="{lx + 12}" y="{y}">stop target</text>'
+        )
+    parts.append("</svg>")
     return "".join(parts)
