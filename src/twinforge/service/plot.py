@@ -31,6 +31,22 @@ _W, _H = 680, 420
 _LEFT, _RIGHT, _TOP, _BOTTOM = 70, 170, 30, 55
 
 
+def _start(title: str) -> list[str]:
+    """The opening of an SVG document of the pages' size, white, with its ``title``."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" '
+        f'width="{_W}" height="{_H}" role="img" font-family="sans-serif" font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<rect width="{_W}" height="{_H}" fill="white"/>',
+    ]
+
+
+def _frame(plot_w: float, plot_h: float) -> str:
+    """The plot area's border."""
+    return (f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
+            'stroke="#333"/>')  # fmt: skip
+
+
 def _decades(values: Sequence[float]) -> tuple[int, int]:
     lo = math.floor(math.log10(min(values)))
     hi = math.ceil(math.log10(max(values)))
@@ -46,12 +62,7 @@ def auc_speed_svg(points: Sequence[Point], *, geant4_ms: float | None = None, le
     xs = [p.ms_per_shower for p in points if p.ms_per_shower > 0]
     if geant4_ms:
         xs.append(geant4_ms)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" '
-        f'width="{_W}" height="{_H}" role="img" font-family="sans-serif" font-size="12">',
-        f"<title>{escape(level)} classifier AUC against time per shower</title>",
-        f'<rect width="{_W}" height="{_H}" fill="white"/>',
-    ]
+    parts = _start(f"{level} classifier AUC against time per shower")
     if not xs:
         parts.append(
             f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle">no model has both a '
@@ -67,10 +78,7 @@ def auc_speed_svg(points: Sequence[Point], *, geant4_ms: float | None = None, le
     def sy(auc: float) -> float:
         return _TOP + (1.0 - min(max(auc, 0.5), 1.0)) / 0.5 * plot_h
 
-    parts.append(
-        f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
-        'stroke="#333"/>'
-    )
+    parts.append(_frame(plot_w, plot_h))
     for decade in range(lo, hi + 1):
         x = sx(10.0**decade)
         parts.append(
@@ -136,12 +144,7 @@ def error_curve_svg(
     values = [e for _, errs in curves.values() for e in errs if e > 0]
     values += [t for name, t in targets.items() if name in curves and t > 0]
     counts = [n for ns, _ in curves.values() for n in ns]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" '
-        f'width="{_W}" height="{_H}" role="img" font-family="sans-serif" font-size="12">',
-        "<title>predicted RMSE against simulations</title>",
-        f'<rect width="{_W}" height="{_H}" fill="white"/>',
-    ]
+    parts = _start("predicted RMSE against simulations")
     if not values or not counts:
         parts.append(f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle">no predicted '
                      "error recorded yet</text></svg>")  # fmt: skip
@@ -156,10 +159,7 @@ def error_curve_svg(
     def sy(err: float) -> float:
         return _TOP + (hi - math.log10(err)) / (hi - lo) * plot_h
 
-    parts.append(
-        f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
-        'stroke="#333"/>'
-    )
+    parts.append(_frame(plot_w, plot_h))
     for decade in range(lo, hi + 1):
         y = sy(10.0**decade)
         parts.append(
