@@ -40,13 +40,9 @@ def geant4_per_shower(
     Raises:
         SimulationError: Geant4 cannot simulate this (e.g. hadrons without data sets).
     """
-    from twinforge.simulation.geant4 import call_in_subprocess
-
     if n < 1:
         raise TwinforgeError(f"Geant4 showers must be >= 1, got {n}")
-    energies = np.full(n, float(energy))
-    timed = call_in_subprocess(_geant4_worker, detector, energies, pdg, seed, timeout=timeout)
-    wall, cpu = np.asarray(timed.pop("wall")), np.asarray(timed.pop("cpu"))
+    wall, cpu, timed = _timed(detector, np.full(n, float(energy)), pdg, seed, timeout)
     return {
         "median_s_per_shower": float(np.median(wall)),
         "p16_s_per_shower": float(np.percentile(wall, 16)),
@@ -91,11 +87,8 @@ def geant4_spectrum(
         over the total incident energy, s/GeV), and ``pdg``, ``detector``, ``threads``,
         ``physics``, ``simulator_version``, ``peak_rss_mib``, ``provenance``.
     """
-    from twinforge.simulation.geant4 import call_in_subprocess
-
     energies = spectrum_energies(low, high, n)
-    timed = call_in_subprocess(_geant4_worker, detector, energies, pdg, seed, timeout=timeout)
-    wall, cpu = np.asarray(timed.pop("wall")), np.asarray(timed.pop("cpu"))
+    wall, cpu, timed = _timed(detector, energies, pdg, seed, timeout)
     return {
         "mean_s_per_shower": float(wall.mean()),
         "mean_cpu_s_per_shower": float(cpu.mean()),
@@ -107,6 +100,17 @@ def geant4_spectrum(
         "cpu_s_per_gev": float(cpu.sum() / (energies.sum() / 1e3)),
         **timed,
     }
+
+
+def _timed(
+    detector: Any, energies: NDArray[np.float64], pdg: int, seed: int, timeout: float | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], dict[str, Any]]:
+    """Wall and CPU seconds of one shower per energy (MeV), in a fresh process
+    (:func:`_geant4_worker`), and the rest of what it returns."""
+    from twinforge.simulation.geant4 import call_in_subprocess
+
+    timed = call_in_subprocess(_geant4_worker, detector, energies, pdg, seed, timeout=timeout)
+    return np.asarray(timed.pop("wall")), np.asarray(timed.pop("cpu")), timed
 
 
 def _geant4_worker(
