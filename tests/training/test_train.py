@@ -126,6 +126,15 @@ def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) 
     surrogate = Surrogate.load(out)
     prov = surrogate.provenance
     assert prov["steps"] == 40
+    cost = prov["cost"]  # what the run cost, measured (twinforge.training.cost)
+    assert cost["parts"] == 1
+    assert cost["steps"] == 40
+    assert cost["wall_s"] > 0
+    assert cost["cpu_s"] > 0
+    assert cost["gpu_hours"] == 0
+    assert cost["core_hours"] >= cost["wall_s"] / 3600
+    assert cost["hardware"][0]["accelerator"] == "cpu"
+    assert cost["hardware"][0]["threads"] >= 1
     assert prov["best_val_loss"] is not None
     assert prov["split"]["val_fraction"] == 0.1
     showers = surrogate.sample(np.geomspace(1e3, 6.4e4, 20), seed=1)
@@ -203,7 +212,11 @@ def test_killed_training_resumes(tmp_path: Path, showers_file: Path) -> None:
     proc.wait()
     assert not (tmp_path / "m").exists()  # no model directory from a killed run
     out = run_training(cfg, quiet=True)
-    assert Surrogate.load(out).provenance["steps"] == 600
+    prov = Surrogate.load(out).provenance
+    assert prov["steps"] == 600
+    # both parts are costed: the killed one up to its last validation, and the resumed one
+    assert prov["cost"]["parts"] == 2
+    assert 0 < prov["cost"]["steps"] <= 600
 
 
 def test_cli_train_and_sample(tmp_path: Path, showers_file: Path) -> None:

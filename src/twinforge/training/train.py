@@ -32,8 +32,9 @@ from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.models.base import DataFacts, Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers.file import ShowerFile
+from twinforge.training.cost import CostMeter, read_parts, total_cost
 from twinforge.training.data import SPLITS, ShowerStream, fit_transform
-from twinforge.training.distributed import DistributedSpec
+from twinforge.training.distributed import DistributedPlan, DistributedSpec
 
 __all__ = ["TrainConfig", "run_training"]
 
@@ -230,6 +231,7 @@ def run_training(
     plan = (distributed or DistributedSpec()).resolve(batch_size=config.optim.batch_size)
     log.info("training with %s", plan.describe())
     loggers: list[Any] = [CSVLogger(ckpt_dir, name="", version="log")]  # metrics.csv
+    cost = CostMeter(ckpt_dir, _hardware(plan))  # every part of a resumed run: cost.json
     if tracker is not None:
         tracker.log_params(config.model_dump(mode="json"))
         if (forward := tracker.lightning_logger()) is not None:  # per-epoch metrics
@@ -244,6 +246,7 @@ def run_training(
         gradient_clip_val=None if module.adversarial else config.optim.gradient_clip,
         callbacks=[
             *callbacks,
+            cost.callback(),
             checkpoint,
             EarlyStopping(
                 "val/loss",
@@ -290,6 +293,7 @@ def run_training(
         "epochs": trainer.current_epoch,
         "history": _history(history),  # per-epoch train/val losses
         "steps": trainer.global_step,
+        "cost": total_cost(read_parts(ckpt_dir)),  # every part, resumed runs included
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
@@ -318,6 +322,18 @@ def run_training(
             provenance={"checkpoints": str(ckpt_dir), "loss_history": str(history)},
         )
     return out
+
+
+def _hardware(plan: DistributedPlan) -> dict[str, Any]:
+    """What a training part runs on, for its cost record (:mod:`twinforge.training.cost`)."""
+    hardware: dict[str, Any] = {
+        "accelerator": plan.accelerator,
+        "devices": plan.devices,
+        "nodes": plan.num_nodes,
+    }
+    if plan.accelerator == "gpu":
+        hardware["device_name"] = torch.cuda.get_device_name(0)
+    return hardware
 
 
 def _history(path: Path) -> list[dict[str, float | None]]:
