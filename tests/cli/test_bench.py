@@ -99,3 +99,38 @@ def test_bench_errors(twinforge: Run, model_dir: Path, tmp_path: Path) -> None:
         "not a loadable ONNX model",
     )
     assert not (tmp_path / "catalog.sqlite").exists()
+
+
+def test_bench_with_classifier_auc_draws_the_pareto_figure(
+    twinforge: Run, model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.bench.test_pareto import comparable_metrics
+
+    metrics = comparable_metrics(tmp_path)
+    result = twinforge(
+        "bench", str(model_dir), "--batch-sizes", "1000", "--backends", "onnx", "--threads", "1",
+        "--geant4-showers", "0", "--no-isolate", "--no-register", *FAST,
+        "--classifier", str(metrics), "-o", "p.json", "--pareto", "pareto.png",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "low-level classifier AUC" in result.stdout
+    assert "over 2 seeds" in result.stdout
+    low = json.loads((tmp_path / "p.json").read_text())["fidelity"]["classifier_low"]
+    assert low["budget"] == "converged"
+    assert low["metrics"] == str(metrics.resolve())
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_pareto_errors(twinforge: Run, model_dir: Path, tmp_path: Path) -> None:
+    run = ["bench", str(model_dir), "--geant4-showers", "0", "--no-register", "-o", "x.json"]
+    assert_user_error(twinforge(*run, "--pareto", "p.png"), "--pareto needs --classifier")
+    (tmp_path / "m.json").write_text("[]")
+    assert_user_error(
+        twinforge(*run, "--classifier", "m.json"), "m.json", "not a twinforge validation metrics"
+    )
+    assert_user_error(
+        twinforge(*run, "--batch-sizes", "10", "--classifier", "m.json", "--pareto", "p.png"),
+        "--pareto places the model at batch 1000",
+    )
+    assert not (tmp_path / "x.json").exists()
+    assert not (tmp_path / "p.png").exists()

@@ -24,10 +24,13 @@ shower file, with the validation suite against it.
 The result is a JSON-able dict (schema ``twinforge-bench`` version 1, keys listed in
 :func:`benchmark`); :func:`write_json`, :func:`write_plot` (time per shower vs batch size,
 log-log, Geant4 as a horizontal line) and :func:`register` (an evaluation record in the
-catalogue, with the machine description) store it.
+catalogue, with the machine description) store it. Given the model's low-level classifier AUC
+(:func:`~twinforge.bench.pareto.classifier_low`), :mod:`~twinforge.bench.pareto` draws it
+against its time, beside Geant4 and the published CaloChallenge points.
 
 Modules: :mod:`~twinforge.bench.harness` (:func:`benchmark`), :mod:`~twinforge.bench.timing`
 (one configuration), :mod:`~twinforge.bench.geant4` (the reference),
+:mod:`~twinforge.bench.pareto` (fidelity against speed),
 :mod:`~twinforge.bench.fidelity` (reduced precision), :mod:`~twinforge.bench.machine` (the
 machine description) and :mod:`~twinforge.bench.output` (JSON, plot, catalogue). The package
 imports neither torch nor onnxruntime at import time: the per-configuration worker processes

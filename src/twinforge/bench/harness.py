@@ -234,6 +234,7 @@ def benchmark(
             "n_voxels": info.n_voxels,
             "noise_shape": list(info.noise_shape),
             "pdgs": list(info.pdgs),
+            "training_cost": _provenance(model_path).get("cost"),  # None: not recorded
         },
         "conditions": {
             "energy_MeV": float(energy),

@@ -21,8 +21,10 @@ def bench_summary(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
         ``.../peak_rss_mib``, ``.../speedup_vs_geant4`` (and ``..._spectrum``),
         ``.../joules_per_shower`` per configuration, ``geant4_ms_per_shower``,
         ``geant4_joules_per_shower``, ``geant4_spectrum_cpu_ms_per_shower`` (with a spectrum),
-        ``best_ms_per_shower``, ``best_speedup_vs_geant4`` and the same-noise fidelity figures
-        of each reduced-precision variant (``fidelity/<label>/...``).
+        ``best_ms_per_shower``, ``best_speedup_vs_geant4``, the same-noise fidelity figures
+        of each reduced-precision variant (``fidelity/<label>/...``), the low-level classifier
+        AUC when given (``fidelity/auc_low`` and its min / max over the classifier seeds) and
+        the training cost (``training/core_hours``, ``training/gpu_hours``).
     """
     machine = dict(result.get("machine") or {})
     machine.pop("hostname", None)
@@ -65,4 +67,12 @@ def bench_summary(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
         for key, value in (figures or {}).items():
             if key != "n":
                 values[f"fidelity/{label}/{key}"] = metric_number(value)
+    low = (result.get("fidelity") or {}).get("classifier_low") or {}
+    for key in ("auc", "auc_min", "auc_max"):
+        if key in low:
+            values[f"fidelity/{key.replace('auc', 'auc_low')}"] = metric_number(low[key])
+    cost = (result.get("model") or {}).get("training_cost") or {}
+    for key in ("core_hours", "gpu_hours"):
+        if key in cost:
+            values[f"training/{key}"] = metric_number(cost[key])
     return params, values

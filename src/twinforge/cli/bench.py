@@ -83,8 +83,20 @@ def bench(
         min=0.001,
         help="Power of one busy CPU core (W) for the energy per shower: CPU time x this.",
     ),
+    classifier: Path | None = typer.Option(
+        None,
+        "--classifier",
+        help="The model's validation metrics.json (low-level classifier against Geant4): its "
+        "AUC goes into the result and the Pareto figure.",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the JSON result."),
     plot: Path | None = typer.Option(None, "--plot", help="Write the PNG plot."),
+    pareto: Path | None = typer.Option(
+        None,
+        "--pareto",
+        help="Write the PNG of AUC against CPU time per shower: this model (batch 1000), "
+        "Geant4 and the published CaloChallenge points (needs --classifier).",
+    ),
     catalog: str | None = catalog_option(),
     register: bool = typer.Option(
         True, "--register/--no-register", help="Record the result in the catalogue."
@@ -103,6 +115,15 @@ def bench(
     from twinforge.tracking import default_workdir, start_run
 
     sizes = _ints(batch_sizes, "--batch-sizes")
+    if pareto is not None and classifier is None:
+        raise ConfigError("--pareto needs --classifier: the model's low-level AUC")
+    if pareto is not None and 1000 not in sizes:
+        raise ConfigError("--pareto places the model at batch 1000: add it to --batch-sizes")
+    low = None
+    if classifier is not None:  # read before the (long) run: a bad file fails now
+        from twinforge.bench.pareto import classifier_low
+
+        low = classifier_low(classifier)
     pdg = None
     if particle is not None:
         from twinforge.space import particle_pdg
@@ -161,11 +182,15 @@ def bench(
             )
         finally:
             bar.stop()
+        if low is not None:
+            result["fidelity"]["classifier_low"] = low
         files = []
         if output is not None:
             files.append(write_json(result, output))
         if plot is not None:
             files.append(write_plot(result, plot))
+        if pareto is not None:
+            files.append(_write_pareto(result, pareto))
         if not options.quiet:
             _print(result)
         for path in files:
@@ -181,6 +206,15 @@ def bench(
             say(f"registered {record.global_id}")
     if run.run_id is not None:
         say(f"MLflow run {run.run_id} ({run.tracking_uri})")
+
+
+def _write_pareto(result: dict[str, Any], path: Path) -> Path:
+    from twinforge.bench.pareto import geant4_point, model_point, published_points, write_pareto
+
+    points = [p for p in (model_point(result), geant4_point(result)) if p is not None]
+    if not any(p.source == "ours" for p in points):
+        raise ConfigError("--pareto: no CPU timing at batch 1000 (is --devices cpu excluded?)")
+    return write_pareto([*points, *published_points()], path)
 
 
 def track_result(run: TrackedRun, result: dict[str, Any], files: list[Path]) -> None:
@@ -313,6 +347,22 @@ def _print(result: dict[str, Any]) -> None:
         f"{settings['min_repeats']} repeats, {settings['budget_s']:g} s per configuration",
         highlight=False,
     )
+    low = result["fidelity"].get("classifier_low")
+    if low:
+        console.print(
+            f"low-level classifier AUC {low['auc']:.4f} ({low['auc_min']:.4f}-"
+            f"{low['auc_max']:.4f} over {low['seeds']} seeds, {low['budget']} budget, "
+            f"{low['n_test']} held-out showers)",
+            highlight=False,
+        )
+    cost = model.get("training_cost")
+    if cost:
+        console.print(
+            f"training: {cost['wall_s'] / 3600:.2f} h wall in {cost['parts']} part(s), "
+            f"{cost['core_hours']:.3g} core-h, {cost['gpu_hours']:.3g} GPU-h, "
+            f"{cost['steps']} steps",
+            highlight=False,
+        )
     same = result["fidelity"].get("same_noise", {})
     if same:
         fid = Table(
