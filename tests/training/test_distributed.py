@@ -141,6 +141,9 @@ def test_ddp_spawn_from_python_matches_one_process(tmp_path: Path, showers_file:
                        distributed=spec)  # fmt: skip
     two = Surrogate.load(out)
     assert two.provenance["steps"] == 30
+    # the cost callback was pickled into the processes; the first one recorded the part
+    assert two.provenance["cost"]["steps"] == 30
+    assert two.provenance["cost"]["hardware"][0]["devices"] == 2
     assert two.provenance["epochs"] == one.provenance["epochs"]
     for name, weight in one.model.state_dict().items():
         torch.testing.assert_close(two.model.state_dict()[name], weight, atol=1e-5, rtol=0)

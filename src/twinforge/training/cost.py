@@ -22,10 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import torch
+
 from twinforge.errors import TwinforgeError
 from twinforge.showers.io import atomic_path
 
-__all__ = ["CostMeter", "read_parts", "total_cost"]
+__all__ = ["CostCallback", "CostMeter", "read_parts", "total_cost"]
 
 COST_FILE = "cost.json"
 
@@ -40,7 +43,7 @@ def _cpu_seconds() -> float:
 class CostMeter:
     """Measure one part of a training run and keep its record in ``directory/cost.json``.
 
-    A Lightning callback (:meth:`callback`) starts the part when training starts (after a
+    Its Lightning callback (:class:`CostCallback`) starts the part when training starts (after a
     resume has restored the step count) and rewrites the part's record after every validation
     and at the end, so that a run killed between epochs still states all but its last epoch's
     cost. ``hardware`` is stored with the part as given, e.g. ``{"accelerator": "cpu",
@@ -85,29 +88,27 @@ class CostMeter:
             tmp.write_text(json.dumps(parts, indent=1))
         return parts
 
-    def callback(self) -> Any:
-        """The Lightning callback that drives :meth:`start` and :meth:`update`."""
-        import torch
-        from lightning.pytorch.callbacks import Callback
 
-        meter = self
+class CostCallback(L.Callback):
+    """The Lightning callback that drives a :class:`CostMeter` (a module-level class, so that
+    ``ddp_spawn`` can pickle it)."""
 
-        class _Cost(Callback):
-            def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-                if trainer.is_global_zero:
-                    if meter.hardware.get("accelerator") != "gpu":
-                        meter.hardware["threads"] = torch.get_num_threads()
-                    meter.start(trainer.global_step)
+    def __init__(self, meter: CostMeter) -> None:
+        self.meter = meter
 
-            def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-                if trainer.is_global_zero and meter.running:
-                    meter.update(trainer.global_step)
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            if self.meter.hardware.get("accelerator") != "gpu":
+                self.meter.hardware["threads"] = torch.get_num_threads()
+            self.meter.start(trainer.global_step)
 
-            def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-                if trainer.is_global_zero and meter.running:
-                    meter.update(trainer.global_step)
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.meter.running:
+            self.meter.update(trainer.global_step)
 
-        return _Cost()
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.meter.running:
+            self.meter.update(trainer.global_step)
 
 
 def read_parts(directory: Path) -> list[dict[str, Any]]:

@@ -32,7 +32,6 @@ from twinforge.errors import ConfigError, TwinforgeError
 from twinforge.models.base import DataFacts, Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers.file import ShowerFile
-from twinforge.training.cost import CostMeter, read_parts, total_cost
 from twinforge.training.data import SPLITS, ShowerStream, fit_transform
 from twinforge.training.distributed import DistributedPlan, DistributedSpec
 
@@ -163,6 +162,7 @@ def run_training(
     for name in ("lightning.pytorch", "lightning.fabric"):  # hardware banners, tips
         logging.getLogger(name).setLevel(logging.WARNING)
 
+    from twinforge.training.cost import CostCallback, CostMeter, read_parts, total_cost
     from twinforge.training.module import SurrogateModule
 
     out = config.output_path()
@@ -246,7 +246,7 @@ def run_training(
         gradient_clip_val=None if module.adversarial else config.optim.gradient_clip,
         callbacks=[
             *callbacks,
-            cost.callback(),
+            CostCallback(cost),
             checkpoint,
             EarlyStopping(
                 "val/loss",
