@@ -7,7 +7,8 @@
 # test set's conditions, the converged low-level classifier (3 seeds, per-energy bins), and the
 # benchmark with its Pareto figure. FLOOR=file.h5 (a second Geant4 sample of >= 10k showers,
 # e.g. examples/siw-electrons.yaml merged) also validates Geant4 against Geant4 at the same
-# size: the floor. TRAIN_ONLY=1 stops after training (to run the rest on another machine).
+# size: the floor. PART_MINUTES=N trains for N minutes and stops (run again to resume: a part
+# loses at most the epoch it was in). TRAIN_ONLY=1 stops after training.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -25,8 +26,15 @@ campaign() {  # config, merged file
 }
 campaign "$ROOT/examples/siw-electrons-100k.yaml" "$TRAIN"
 campaign "$ROOT/examples/siw-electrons-test.yaml" "$TEST"
-[ -d "models/$NAME" ] || OMP_NUM_THREADS=2 "$TF" -q train "$HERE/flow-layerwise-100k.yaml" \
-  "${CAT[@]}" --no-tracking
+if [ ! -d "models/$NAME" ]; then
+  part=()  # PART_MINUTES: stop the training after that long; the next run resumes it
+  [ -z "${PART_MINUTES:-}" ] || part=(timeout --signal=TERM "${PART_MINUTES}m")
+  rc=0
+  OMP_NUM_THREADS=2 "${part[@]}" "$TF" -q train "$HERE/flow-layerwise-100k.yaml" "${CAT[@]}" \
+    --no-tracking || rc=$?
+  if [ "$rc" = 124 ]; then echo "training part done: run again to resume"; exit 0; fi
+  [ "$rc" = 0 ] || exit "$rc"
+fi
 [ -z "${TRAIN_ONLY:-}" ] || exit 0
 [ -f "$NAME-test.h5" ] || "$TF" -q sample "models/$NAME" --conditions-from "$TEST" -o "$NAME-test.h5"
 [ -f "reports/$NAME/metrics.json" ] || OMP_NUM_THREADS=2 "$TF" -q validate -r "$TEST" \
