@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -115,6 +116,54 @@ def test_dequantised_stream_draws_fresh_training_noise_every_epoch(showers_file:
     np.testing.assert_array_equal(rows(val), rows(val))
 
 
+def test_resumed_training_sees_the_epochs_an_uninterrupted_run_sees(
+    tmp_path: Path, showers_file: Path
+) -> None:
+    """After a resume from a checkpoint of epoch k, the training stream shuffles as epoch k
+    (the checkpoint holds its pass count): the first batch of every later epoch is the
+    uninterrupted run's."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from twinforge.models import ShowerTransform
+    from twinforge.models.base import model_class
+    from twinforge.training.module import StreamEpoch, SurrogateModule
+
+    t = fit_transform(ShowerTransform(96, scale=0.015), [showers_file], val_fraction=0.2)
+
+    class FirstBatches(L.Callback):
+        def __init__(self) -> None:
+            self.seen: dict[int, np.ndarray] = {}
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if batch_idx == 0:
+                self.seen[trainer.current_epoch] = batch[0].numpy().copy()
+
+    def fit(epochs: int, ckpt: str, resume: Path | None = None) -> dict[int, np.ndarray]:
+        L.seed_everything(0, verbose=False)
+        stream = ShowerStream([showers_file], t, split="train", val_fraction=0.2,
+                              batch_size=200, chunk_events=400)  # fmt: skip
+        val = ShowerStream([showers_file], t, split="val", val_fraction=0.2, batch_size=200)
+        vae = model_class("vae")({"latent_dim": 2, "hidden": [8]}, t.n_features, t.n_conditions)
+        module = SurrogateModule(vae, lr=1e-3, weight_decay=0.0, max_steps=1000)
+        record = FirstBatches()
+        checkpoint = ModelCheckpoint(dirpath=tmp_path / ckpt, save_last=True)
+        callbacks = [record, checkpoint, StreamEpoch(stream)]
+        trainer = L.Trainer(max_epochs=epochs, callbacks=callbacks, logger=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            num_sanity_val_steps=0)  # fmt: skip
+        trainer.fit(module, stream, val, ckpt_path=resume, weights_only=True)
+        return record.seen
+
+    whole = fit(3, "whole")
+    assert not np.array_equal(whole[0], whole[1])  # reshuffled every epoch
+    fit(1, "first")
+    resumed = fit(3, "second", resume=tmp_path / "first" / "last.ckpt")
+    assert sorted(resumed) == [1, 2]
+    for epoch in (1, 2):
+        np.testing.assert_array_equal(resumed[epoch], whole[epoch])
+
+
 def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) -> None:
     with Catalog.open(tmp_path / "cat.sqlite") as cat:
         out = run_training(config(showers_file, tmp_path / "m"), catalog=cat, quiet=True)
@@ -211,12 +260,15 @@ def test_killed_training_resumes(tmp_path: Path, showers_file: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "m").exists()  # no model directory from a killed run
+    # the killed part's cost, as recorded at its last validation (none on a machine so loaded
+    # that the kill came before the first one)
+    killed = json.loads(cost.read_text()) if (cost := last.with_name("cost.json")).exists() else []
     out = run_training(cfg, quiet=True)
     prov = Surrogate.load(out).provenance
     assert prov["steps"] == 600
-    # both parts are costed: the killed one up to its last validation, and the resumed one
-    assert prov["cost"]["parts"] == 2
-    assert 0 < prov["cost"]["steps"] <= 600
+    # every part is costed: the killed one kept as it was, then the resumed one
+    assert prov["cost"]["parts"] == len(killed) + 1
+    assert prov["cost"]["wall_s"] > sum(part["wall_s"] for part in killed)
 
 
 def test_cli_train_and_sample(tmp_path: Path, showers_file: Path) -> None:

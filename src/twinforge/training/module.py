@@ -29,7 +29,7 @@ import torch
 
 from twinforge.models.base import GenerativeModel
 
-__all__ = ["SurrogateModule"]
+__all__ = ["StreamEpoch", "SurrogateModule"]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -145,3 +145,20 @@ class SurrogateModule(L.LightningModule):
         return torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=max(1, self.max_steps), eta_min=base * 0.01
         )
+
+
+class StreamEpoch(L.Callback):
+    """Keeps a training stream's pass count (:class:`~twinforge.training.data.ShowerStream`'s
+    ``epoch``, which seeds its shuffle and noise) in every checkpoint and gives it back on
+    resume, before the stream is iterated: a resumed run then shuffles epoch ``k`` as the
+    uninterrupted run does. (Lightning restores a data loader's own state only for a restart in
+    the middle of an epoch; these checkpoints are written at epoch ends.)"""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self.stream.epoch)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stream.epoch = int(state_dict["epoch"])

@@ -163,7 +163,7 @@ def run_training(
         logging.getLogger(name).setLevel(logging.WARNING)
 
     from twinforge.training.cost import CostCallback, CostMeter, read_parts, total_cost
-    from twinforge.training.module import SurrogateModule
+    from twinforge.training.module import StreamEpoch, SurrogateModule
 
     out = config.output_path()
     if out.exists() and not overwrite:
@@ -247,6 +247,7 @@ def run_training(
         callbacks=[
             *callbacks,
             CostCallback(cost),
+            StreamEpoch(stream["train"]),  # a resumed run shuffles as the uninterrupted one
             checkpoint,
             EarlyStopping(
                 "val/loss",
