@@ -5,6 +5,8 @@ of parts. Each part is measured by :class:`CostMeter` and kept in ``cost.json`` 
 run's checkpoint directory, so that the model's provenance can state the whole run's cost
 (:func:`total_cost`), not only that of its last part.
 
+A part is timed from the start of its training loop (after the transform's fit and the set-up,
+which take seconds to minutes and are not counted) to its last validation or its end.
 ``cpu_s`` is the user + system CPU time of the first process (the one that writes) and of
 its children that ended within the part (data-loader workers), from ``getrusage``; under DDP the
 other processes' CPU time is not in it. :func:`total_cost`'s ``core_hours`` and
