@@ -35,13 +35,20 @@ def _auc(text: str) -> dict[str, float]:
     return {"auc": auc, "auc_min": lo, "auc_max": hi}
 
 
+def _bench(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: cannot read the bench result ({exc})") from None
+
+
 def ours(text: str) -> ParetoPoint:
     name, _, rest = text.partition("=")
     source, _, auc = rest.partition("@")
     if not source.endswith(".json"):  # AUC[:MIN:MAX]@MS
         low = _auc(source)
         return ParetoPoint(name, **low, ms=float(auc), source="ours", note="given")
-    result = json.loads(Path(source).read_text())
+    result = _bench(Path(source))
     if auc:
         result.setdefault("fidelity", {})["classifier_low"] = _auc(auc)
     point = model_point(result, name=name)
@@ -58,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     points = [ours(text) for text in args.ours]
     if args.geant4 is not None:
-        g4 = geant4_point(json.loads(args.geant4.read_text()))
+        g4 = geant4_point(_bench(args.geant4))
         if g4 is None:
             raise SystemExit(f"{args.geant4}: Geant4 was not timed")
         points.append(g4)

@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     args = parser.parse_args()
+    if not args.train.is_file():
+        raise SystemExit(f"{args.train}: no such shower file")
     print("| config | steps | wall s | s per step | threads |\n|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
