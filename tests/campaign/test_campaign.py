@@ -185,6 +185,43 @@ def test_failing_job_retried_then_reported(
     assert report.ran == 1
 
 
+@both_backends
+def test_stopping_a_campaign_again_and_again_fails_no_job(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM, which the CLI turns into the same) mid-job, more often than the
+    retries allow: the stopped job goes back to pending uncharged, the queue is untouched,
+    and the campaign still finishes with every job run once."""
+    real = SyntheticBackend.run
+    calls = {"n": 0}
+
+    def stopped_every_third(self, points, seed, *, first_index=0, workdir=None):
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise KeyboardInterrupt
+        return real(self, points, seed, first_index=first_index)
+
+    cfg = config(tmp_path, max_retries=1)
+    monkeypatch.setattr(SyntheticBackend, "run", stopped_every_third)
+    stops = 0
+    while True:
+        try:
+            report = run_campaign(cfg, catalog)
+            break
+        except KeyboardInterrupt:
+            stops += 1
+            _, jobs = campaign_status(catalog, "t")
+            assert {j.state for j in jobs} <= {"pending", "done"}
+            assert all(j.attempts == 0 for j in jobs if j.state == "pending")
+    assert stops == 4  # more than max_retries + 1
+    assert report.complete
+    assert not report.failed
+    _, jobs = campaign_status(catalog, "t")
+    assert [j.attempts for j in jobs] == [1] * 10
+    merge_campaign(catalog, cfg)
+    merged_conditions_match(cfg, tmp_path / "campaigns" / "t" / "t.h5")
+
+
 def _marked_processes(mark: str) -> list[int]:
     """PIDs of live processes whose environment carries ``mark`` (a driver's descendants;
     zombies show no environment)."""
@@ -201,23 +238,30 @@ def _marked_processes(mark: str) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("executor", "backend"),
-    [("local", "sqlite"), ("dask", "sqlite"), ("local", "postgresql")],
+    ("executor", "backend", "sig"),
+    [
+        ("local", "sqlite", signal.SIGKILL),
+        ("dask", "sqlite", signal.SIGKILL),
+        ("local", "postgresql", signal.SIGKILL),
+        ("dask", "sqlite", signal.SIGTERM),
+    ],
     indirect=["backend"],
 )
-def test_sigkill_then_resume_loses_and_duplicates_nothing(
-    tmp_path: Path, executor: str, backend: str, catalog_url: str
+def test_killed_then_resumed_loses_and_duplicates_nothing(
+    tmp_path: Path, executor: str, backend: str, sig: int, catalog_url: str
 ) -> None:
-    """The driver is SIGKILLed mid-run; the resumed campaign finishes every job exactly once,
+    """The driver is killed mid-run; the resumed campaign finishes every job exactly once,
     and (on Dask) the killed driver's worker processes do not outlive it. On PostgreSQL the
-    killed driver's connection dies with it, mid-transaction perhaps."""
+    killed driver's connection dies with it, mid-transaction perhaps. Only the jobs on a
+    worker were marked running, so only they are charged an attempt by SIGKILL; SIGTERM
+    hands them back uncharged and exits with 143."""
     cfg_path = tmp_path / "c.yaml"
     kw = {"executor": {"kind": "dask", "workers": 2}} if executor == "dask" else {}
     data = config(tmp_path, total_points=400, points_per_job=2, name="kill", **kw)
     data = data.model_dump(mode="json")
     cfg_path.write_text(yaml.safe_dump(data))
     db = catalog_url  # a file path or a URL: the catalogue does not exist yet
-    mark = f"{os.getpid()}-{executor}-{backend}"
+    mark = f"{os.getpid()}-{executor}-{backend}-{sig}"
     cmd = [sys.executable, "-c", "from twinforge.cli import main; main()",
            "--quiet", "campaign", "run", str(cfg_path), "--catalog", db]  # fmt: skip
     env = {**os.environ, "TWINFORGE_TEST_MARK": mark}
@@ -240,8 +284,8 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(
     assert proc.poll() is None, "campaign finished before it could be killed"
     if executor == "dask":
         assert len(_marked_processes(mark)) >= 3  # driver, its workers (nannies), ...
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    assert proc.wait(timeout=60) == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
     deadline = time.monotonic() + 30
     while _marked_processes(mark) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -249,6 +293,14 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(
     with Catalog.open(db) as cat:
         counts = cat.job_counts(cat.find("kill", "campaigns").global_id)
         assert 20 <= counts["done"] < 200
+        unfinished = [j for j in cat.jobs(cat.find("kill", "campaigns").global_id)
+                      if j.state != "done"]  # fmt: skip
+        workers = 2 if executor == "dask" else 1
+        charged = sum(j.attempts for j in unfinished)
+        if sig == signal.SIGTERM:
+            assert counts["running"] == charged == 0
+        else:
+            assert counts["running"] == charged <= workers
         cfg = CampaignConfig.model_validate(data)
         report = run_campaign(cfg, cat)
         assert report.complete

@@ -199,6 +199,26 @@ def test_job_state_machine(cat: Catalog, make_file) -> None:
         cat.claim("camp-7")
 
 
+def test_released_jobs_do_not_count_the_attempt(cat: Catalog, make_file) -> None:
+    """A deliberate stop hands running jobs back as they were: pending, attempt not counted;
+    a job that finished meanwhile stays done."""
+    camp = cat.add_campaign("c")
+    cat.add_jobs(camp.id, [JobSpec({"i": i}, seed=i) for i in range(3)])
+    first, second = cat.claim(camp.id), cat.claim(camp.id)
+    assert first is not None
+    assert second is not None
+    cat.set_job_state(second.id, "done", output_path=make_file("o.h5", b"x"))
+    assert cat.release_jobs([first.id, second.id]) == 1
+    assert cat.release_jobs([]) == 0
+    jobs = {j.global_id: j for j in cat.jobs(camp.id)}
+    assert (jobs["job-1"].state, jobs["job-1"].attempts, jobs["job-1"].worker) == (
+        "pending", 0, None)  # fmt: skip
+    assert (jobs["job-2"].state, jobs["job-2"].attempts) == ("done", 1)
+    again = cat.claim(camp.id)
+    assert again is not None
+    assert (again.global_id, again.attempts) == ("job-1", 1)
+
+
 def test_model_run_and_evaluation_round_trip(cat: Catalog, make_file, tmp_path: Path) -> None:
     ds = cat.add_dataset("train", files=[(make_file("t.h5"), 10)])
     weights = tmp_path / "vae"

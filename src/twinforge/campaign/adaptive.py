@@ -266,19 +266,21 @@ def run_adaptive(
 
     notify()
     t_start = time.perf_counter()
-    running = 0
-    with make_executor(config.executor) as executor:
+    in_flight: dict[str, Any] = {}  # job key -> job id, of the jobs handed to a worker
+    with (
+        make_executor(config.executor) as executor,
+        runner.released_on_stop(catalog, in_flight),
+    ):
         report.startup_seconds = time.perf_counter() - t_start
         report.executor = executor.description
-        slots = executor.slots
         while True:
             for job, payload in queue:
                 catalog.set_job_state(job.id, "running", expected="pending",
                                       worker=runner._DRIVER)  # fmt: skip
                 executor.submit(run_job, payload)
-                running += 1
+                in_flight[job.key] = job.id
             queue = []
-            free = min(slots - running, budget - proposed)
+            free = min(executor.slots - len(in_flight), budget - proposed)
             if free > 0 and not stopped:
                 for point in generator.suggest(free):
                     gid = point.pop("_id")
@@ -302,25 +304,16 @@ def run_adaptive(
                     queue.append((job, _payload(config, spec.parameters, options, shard_dir)))
                 if queue:
                     continue
-            if running == 0:
+            if not in_flight:
                 break
             payload, result = executor.next_completed()
-            running -= 1
+            del in_flight[payload.key]
             job = records[payload.key]
             if isinstance(result, JobOutcome):
                 generator.ingest(_rows(Path(result.output), simulator, ids.pop(payload.key)))
                 error = check_target()
-                provenance: dict[str, Any] = {
-                    "seconds": round(result.seconds, 4),
-                    "body_seconds": round(result.body_seconds, 4),
-                    "n_points": result.n_points,
-                }
-                if error:
-                    provenance["predicted_error"] = error
-                catalog.set_job_state(
-                    job.id, "done", output_path=result.output, output_sha256=result.sha256,
-                    expected="running", worker=result.worker, provenance=provenance,
-                )  # fmt: skip
+                extra = {"predicted_error": error} if error else {}
+                runner._record_done(catalog, job.id, result, **extra)
                 report.done += 1
                 report.ran += 1
                 points += result.n_points

@@ -128,18 +128,24 @@ class InProcessExecutor:
 
 
 class DaskExecutor:
-    """Runs jobs on a ``distributed.Client`` (any cluster), yielding them as they complete."""
+    """Runs jobs on a ``distributed.Client`` (any cluster), yielding them as they complete.
 
-    def __init__(self, client: Any, description: str) -> None:
+    ``expected_slots``: the worker threads the cluster was asked for (batch jobs start late);
+    :attr:`slots` is the larger of that and the threads connected now.
+    """
+
+    def __init__(self, client: Any, description: str, expected_slots: int = 0) -> None:
         self.client = client
         self.description = description
+        self.expected_slots = expected_slots
         self._stream: Any = None
         self._items: dict[str, Any] = {}
 
     @property
     def slots(self) -> int:
         workers = self.client.scheduler_info().get("workers", {})
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        connected = sum(int(w.get("nthreads", 1)) for w in workers.values())
+        return max(1, connected, self.expected_slots)
 
     def submit(self, fn: Callable[[T], R], item: T) -> None:
         from distributed import as_completed
@@ -229,11 +235,13 @@ def make_executor(config: ExecutorConfig) -> Iterator[Executor]:
             ) as cluster,
             Client(cluster) as client,
         ):
-            yield DaskExecutor(client, f"dask LocalCluster, {workers} worker process(es)")
+            yield DaskExecutor(client, f"dask LocalCluster, {workers} worker process(es)", workers)
         return
     with jobqueue_cluster(config.jobqueue, config.kind) as cluster:
         cluster.scale(jobs=config.jobqueue.jobs)
         with Client(cluster) as client:
             yield DaskExecutor(
-                client, f"dask-jobqueue {config.kind}, {config.jobqueue.jobs} job(s)"
+                client,
+                f"dask-jobqueue {config.kind}, {config.jobqueue.jobs} job(s)",
+                config.jobqueue.jobs * config.jobqueue.cores,
             )

@@ -9,11 +9,13 @@ failed jobs with retries left are re-queued. Within a run, a failed job is retri
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,38 +265,36 @@ def run_campaign(
 
     notify()
     t_start = time.perf_counter()
-    with make_executor(config.executor) as executor:
+    queue = deque(pending)
+    in_flight: dict[str, Any] = {}  # job key -> job id, of the jobs handed to a worker
+    with make_executor(config.executor) as executor, released_on_stop(catalog, in_flight):
         report.startup_seconds = time.perf_counter() - t_start
         report.executor = executor.description
-        while pending:
-            for job in pending:
+        while queue or in_flight:
+            # only as many jobs as there are workers are marked running: an abrupt end charges
+            # an attempt to the jobs that were really running, not to the whole queue
+            free = executor.slots - len(in_flight)
+            while queue and free > 0:
+                job = queue.popleft()
                 catalog.set_job_state(job.id, "running", expected="pending", worker=_DRIVER)
-            ids = {job.key: job.id for job in pending}
-            retry: list[JobRecord] = []
-            for payload, result in executor.run(run_job, [payloads[k] for k in ids]):
-                job_id = ids[payload.key]
-                if isinstance(result, JobOutcome):
-                    timing = {
-                        "seconds": round(result.seconds, 4),
-                        "body_seconds": round(result.body_seconds, 4),
-                        "n_points": result.n_points,
-                    }
-                    catalog.set_job_state(
-                        job_id, "done", output_path=result.output, output_sha256=result.sha256,
-                        expected="running", worker=result.worker, provenance=timing,
-                    )  # fmt: skip
-                    report.done += 1
-                    report.ran += 1
-                    points += result.n_points
-                    failed_now.pop(payload.key, None)
-                else:
-                    error, rec = _record_failure(catalog, job_id, payload.key, result)
-                    failed_now[payload.key] = error
-                    again = _requeue_failed(catalog, rec, result, config)
-                    if again is not None:
-                        retry.append(again)
-                notify()
-            pending = retry
+                executor.submit(run_job, payloads[job.key])
+                in_flight[job.key] = job.id
+                free -= 1
+            payload, result = executor.next_completed()
+            job_id = in_flight.pop(payload.key)
+            if isinstance(result, JobOutcome):
+                _record_done(catalog, job_id, result)
+                report.done += 1
+                report.ran += 1
+                points += result.n_points
+                failed_now.pop(payload.key, None)
+            else:
+                error, rec = _record_failure(catalog, job_id, payload.key, result)
+                failed_now[payload.key] = error
+                again = _requeue_failed(catalog, rec, result, config)
+                if again is not None:
+                    queue.append(again)
+            notify()
     report.failed = failed_now
     report.points = points
     report.seconds = time.perf_counter() - t0
@@ -390,6 +390,19 @@ def merge_campaign(
     )
 
 
+def _record_done(catalog: Catalog, job_id: Any, result: JobOutcome, **provenance: Any) -> None:
+    """Journal a finished job: its output, checksum, worker, timing and ``provenance``."""
+    timing = {
+        "seconds": round(result.seconds, 4),
+        "body_seconds": round(result.body_seconds, 4),
+        "n_points": result.n_points,
+    }
+    catalog.set_job_state(
+        job_id, "done", output_path=result.output, output_sha256=result.sha256,
+        expected="running", worker=result.worker, provenance=timing | provenance,
+    )  # fmt: skip
+
+
 def _record_failure(
     catalog: Catalog, job_id: Any, key: str, result: BaseException
 ) -> tuple[str, JobRecord]:
@@ -440,6 +453,20 @@ def _requeue(catalog: Catalog, cid: str, config: CampaignConfig, *, retry_failed
             requeued,
             failed_states,
         )
+
+
+@contextlib.contextmanager
+def released_on_stop(catalog: Catalog, in_flight: dict[str, Any]) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM (a ``KeyboardInterrupt``), hand the jobs in ``in_flight`` (key ->
+    job id) back to pending without counting their attempt; a stop is not a failure. A shard
+    a worker finished meanwhile is adopted on resume."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if in_flight:
+            n = catalog.release_jobs(list(in_flight.values()))
+            log.info("stopped: %d running job(s) back to pending", n)
+        raise
 
 
 def _check_no_live_run(catalog: Catalog, campaign_id: str, name: str, *, force: bool) -> None:

@@ -21,7 +21,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    case,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -576,17 +587,30 @@ class Catalog:
             query = update(Job).where(Job.campaign_id == campaign_pk, Job.state.in_(states))
             if max_attempts is not None:
                 query = query.where(Job.attempts < max_attempts)
-            values = {
-                "state": "pending",
-                "worker": None,
-                "started_at": None,
-                "updated_at": utcnow(),
-            }
-            result = s.execute(query.values(**values).execution_options(synchronize_session=False))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return _to_pending(s, query)
 
         n = self._write(write)
         log.debug("%s: %d job(s) back to pending", format_id("campaigns", campaign_pk), n)
+        return n
+
+    def release_jobs(self, job_ids: Sequence[IdLike]) -> int:
+        """Hand running jobs back to pending without counting their attempt; returns how many.
+
+        For a deliberate stop (Ctrl-C, SIGTERM): the jobs did not fail and did not crash their
+        worker, so the stop must not bring them closer to their retry limit. Jobs no longer
+        running (finished meanwhile) are left as they are.
+        """
+        pks = [_pk(j, "jobs") for j in job_ids]
+        if not pks:
+            return 0
+
+        def write(s: Session) -> int:
+            query = update(Job).where(Job.id.in_(pks), Job.state == "running")
+            uncounted = case((Job.attempts > 0, Job.attempts - 1), else_=0)
+            return _to_pending(s, query, attempts=uncounted)
+
+        n = self._write(write)
+        log.debug("%d running job(s) released to pending", n)
         return n
 
     def jobs(self, campaign_id: IdLike, state: JobState | None = None) -> list[JobRecord]:
@@ -1488,6 +1512,13 @@ _KIND_OF_COLUMN: Final[dict[str, Kind]] = {c: k for k, c in _OWNER_COLUMNS.items
 
 
 # ---------------------------------------------------------------------- records
+
+
+def _to_pending(s: Session, query: Any, **values: Any) -> int:
+    """Run the job ``update`` query that puts its jobs back to pending; how many it changed."""
+    values |= {"state": "pending", "worker": None, "started_at": None, "updated_at": utcnow()}
+    result = s.execute(query.values(**values).execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _record(row: Base, **extra: Any) -> Record:

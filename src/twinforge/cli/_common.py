@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +39,30 @@ class Options:
 
     quiet: bool = False
     debug: bool = False
+    terminated: bool = False  # SIGTERM was received (see stop_on_sigterm)
 
 
 options = Options()
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """While inside, SIGTERM raises ``KeyboardInterrupt`` in the main thread instead of killing
+    the process at once, so the clean-up of Ctrl-C runs (a campaign hands its running jobs
+    back) and :func:`main` exits with 143. Does nothing outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        options.terminated = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def setup_logging(*, quiet: bool, debug: bool) -> None:

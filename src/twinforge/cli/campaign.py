@@ -9,7 +9,16 @@ from rich.markup import escape
 from rich.progress import TextColumn
 from rich.table import Table
 
-from twinforge.cli._common import catalog_option, console, progress, save_figure, say
+from twinforge.cli._common import (
+    catalog_option,
+    console,
+    progress,
+    save_figure,
+    say,
+    stop_on_sigterm,
+)
+
+_MAX_ROWS = 20  # failed jobs listed after a run
 
 app = typer.Typer(help="Simulation campaigns (Geant4 on Dask), resumable.", no_args_is_help=True)
 
@@ -42,7 +51,7 @@ def run(
 
     cfg = _config(config)
     noun = cfg.make_simulator().point_noun
-    with Catalog.open(catalog) as cat, progress() as bar:
+    with stop_on_sigterm(), Catalog.open(catalog) as cat, progress() as bar:
         bar.columns = (*bar.columns, TextColumn("{task.fields[rate]}"))
         task = bar.add_task(f"campaign {cfg.name}", total=cfg.n_jobs, rate="")
 
@@ -69,8 +78,12 @@ def run(
         say(f"stopped: {report.stopped}" + (f"; predicted RMSE {error}" if error else ""))
     if report.failed:
         table = Table("job", "error", title="failed jobs")
-        for key, error in sorted(report.failed.items()):
+        failed = sorted(report.failed.items())
+        for key, error in failed[:_MAX_ROWS]:
             table.add_row(key, error)
+        if len(failed) > _MAX_ROWS:
+            table.add_row("...", f"and {len(failed) - _MAX_ROWS} more: twinforge campaign "
+                          f"status {cfg.name} --jobs")  # fmt: skip
         console.print(table)
         raise SimulationError(
             f"{len(report.failed)} job(s) failed after {cfg.max_retries} retries; fix the cause "
