@@ -7,8 +7,8 @@
 # test set's conditions, the converged low-level classifier (3 seeds, per-energy bins), and the
 # benchmark with its Pareto figure. FLOOR=file.h5 (a second Geant4 sample of >= 10k showers,
 # e.g. examples/siw-electrons.yaml merged) also validates Geant4 against Geant4 at the same
-# size: the floor. PART_MINUTES=N trains for N minutes and stops (run again to resume: a part
-# loses at most the epoch it was in). TRAIN_ONLY=1 stops after training.
+# size: the floor. PART_MINUTES=N trains for N minutes and stops with a checkpoint at that step
+# (run again to resume; nothing is lost). TRAIN_ONLY=1 stops after training.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"

@@ -61,6 +61,10 @@ def _rebuild_job_failure(
     return JobFailure(message, exit_code=exit_code, stderr_tail=stderr_tail, retryable=retryable)
 
 
+class Stopped(TwinforgeError):
+    """A run stopped by SIGTERM where it can be resumed (the CLI exits with 143)."""
+
+
 class RecordNotFound(CatalogError):
     """No record of the catalogue has the ID or name asked for."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from twinforge.catalog import Catalog
@@ -116,52 +117,73 @@ def test_dequantised_stream_draws_fresh_training_noise_every_epoch(showers_file:
     np.testing.assert_array_equal(rows(val), rows(val))
 
 
-def test_resumed_training_sees_the_epochs_an_uninterrupted_run_sees(
-    tmp_path: Path, showers_file: Path
+@pytest.mark.parametrize("stop_at", [None, 5, 8, 11])  # epoch end; step 5, 8 (an epoch's last), 11
+def test_resumed_training_sees_the_batches_an_uninterrupted_run_sees(
+    tmp_path: Path, showers_file: Path, stop_at: int | None
 ) -> None:
-    """After a resume from a checkpoint of epoch k, the training stream shuffles as epoch k
-    (the checkpoint holds its pass count): the first batch of every later epoch is the
-    uninterrupted run's."""
+    """Stopped at an epoch's end (its checkpoint), or by SIGTERM at step ``stop_at`` (the
+    checkpoint SaveOnStop writes), the resumed run trains on the uninterrupted run's batches,
+    in its order: the checkpoint holds the stream's pass count and position."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from twinforge.models import ShowerTransform
     from twinforge.models.base import model_class
-    from twinforge.training.module import StreamEpoch, SurrogateModule
+    from twinforge.training.module import SaveOnStop, StreamPosition, SurrogateModule
 
     t = fit_transform(ShowerTransform(96, scale=0.015), [showers_file], val_fraction=0.2)
 
-    class FirstBatches(L.Callback):
-        def __init__(self) -> None:
+    class Batches(L.Callback):  # the first event of every batch trained on, by global step
+        def __init__(self, stop_at: int | None) -> None:
             self.seen: dict[int, np.ndarray] = {}
+            self.stop_at = stop_at
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-            if batch_idx == 0:
-                self.seen[trainer.current_epoch] = batch[0].numpy().copy()
+            self.seen[trainer.global_step] = batch[0][0].numpy().copy()
 
-    def fit(epochs: int, ckpt: str, resume: Path | None = None) -> dict[int, np.ndarray]:
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if trainer.global_step == self.stop_at:  # as Lightning's SIGTERM handler does
+                trainer._signal_connector.received_sigterm = True
+
+    def fit(epochs: int, ckpt: str, *, stop_at: int | None = None, resume: Path | None = None):
         L.seed_everything(0, verbose=False)
         stream = ShowerStream([showers_file], t, split="train", val_fraction=0.2,
                               batch_size=200, chunk_events=400)  # fmt: skip
         val = ShowerStream([showers_file], t, split="val", val_fraction=0.2, batch_size=200)
         vae = model_class("vae")({"latent_dim": 2, "hidden": [8]}, t.n_features, t.n_conditions)
         module = SurrogateModule(vae, lr=1e-3, weight_decay=0.0, max_steps=1000)
-        record = FirstBatches()
-        checkpoint = ModelCheckpoint(dirpath=tmp_path / ckpt, save_last=True)
-        callbacks = [record, checkpoint, StreamEpoch(stream)]
+        record = Batches(stop_at)
+        last = tmp_path / ckpt / "last.ckpt"
+        callbacks = [record, ModelCheckpoint(dirpath=tmp_path / ckpt, save_last=True),
+                     StreamPosition(stream), SaveOnStop(last)]  # fmt: skip
         trainer = L.Trainer(max_epochs=epochs, callbacks=callbacks, logger=False,
                             enable_progress_bar=False, enable_model_summary=False,
                             num_sanity_val_steps=0)  # fmt: skip
-        trainer.fit(module, stream, val, ckpt_path=resume, weights_only=True)
-        return record.seen
+        if stop_at is not None:
+            with pytest.raises(SIGTERMException):
+                trainer.fit(module, stream, val, weights_only=True)
+        else:
+            trainer.fit(module, stream, val, ckpt_path=resume, weights_only=True)
+        return record.seen, trainer
 
-    whole = fit(3, "whole")
-    assert not np.array_equal(whole[0], whole[1])  # reshuffled every epoch
-    fit(1, "first")
-    resumed = fit(3, "second", resume=tmp_path / "first" / "last.ckpt")
-    assert sorted(resumed) == [1, 2]
-    for epoch in (1, 2):
-        np.testing.assert_array_equal(resumed[epoch], whole[epoch])
+    whole, trainer = fit(3, "whole")
+    per_epoch = trainer.global_step // 3
+    assert per_epoch == 8  # 1600 training events, batches of 200
+    firsts = [whole[k * per_epoch] for k in range(3)]
+    assert not np.array_equal(firsts[0], firsts[1])  # reshuffled every epoch
+    if stop_at is None:
+        fit(1, "first")
+        stopped = per_epoch
+    else:
+        seen, _ = fit(3, "first", stop_at=stop_at)
+        assert max(seen) == stop_at - 1  # stopped at the end of that step
+        stopped = stop_at
+    resumed, trainer = fit(3, "second", resume=tmp_path / "first" / "last.ckpt")
+    assert trainer.global_step == 3 * per_epoch
+    assert sorted(resumed) == list(range(stopped, 3 * per_epoch))
+    for step, first in resumed.items():
+        np.testing.assert_array_equal(first, whole[step])
 
 
 def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) -> None:
@@ -243,7 +265,10 @@ def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
-def test_killed_training_resumes(tmp_path: Path, showers_file: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_training_resumes(tmp_path: Path, showers_file: Path, sig: int) -> None:
+    """SIGKILL: the run resumes from its last epoch's checkpoint. SIGTERM (``timeout``, a
+    batch system): it writes a checkpoint at the step it stopped at and exits with 143."""
     # long enough that the kill lands well before the end, even on a loaded machine
     cfg = config(showers_file, tmp_path / "m", max_steps=600, patience=1000)
     path = tmp_path / "train.yaml"
@@ -257,9 +282,14 @@ def test_killed_training_resumes(tmp_path: Path, showers_file: Path) -> None:
         time.sleep(0.2)
     assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
     time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    rc = proc.wait(timeout=120)
     assert not (tmp_path / "m").exists()  # no model directory from a killed run
+    if sig == signal.SIGTERM:
+        assert rc == 143
+        assert "stopped:" in proc.stderr.read().decode()  # type: ignore[union-attr]
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        assert 0 < state["global_step"] < 600
     # the killed part's cost, as recorded at its last validation (none on a machine so loaded
     # that the kill came before the first one)
     killed = json.loads(cost.read_text()) if (cost := last.with_name("cost.json")).exists() else []

@@ -8,7 +8,7 @@ from rich.markup import escape
 
 from twinforge.cli._common import err_console, options
 from twinforge.cli.app import app
-from twinforge.errors import TwinforgeError
+from twinforge.errors import Stopped, TwinforgeError
 
 __all__ = ["app", "main"]
 
@@ -17,6 +17,9 @@ def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 1."""
     try:
         app()
+    except Stopped as exc:
+        err_console.print(f"[bold red]stopped:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(143)
     except TwinforgeError as exc:
         if options.debug:
             raise

@@ -112,6 +112,12 @@ class CostCallback(L.Callback):
         if trainer.is_global_zero and self.meter.running:
             self.meter.update(trainer.global_step)
 
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:  # a stopped (or failed) part cost its time too
+        if trainer.is_global_zero and self.meter.running:
+            self.meter.update(trainer.global_step)
+
 
 def read_parts(directory: Path) -> list[dict[str, Any]]:
     """The parts recorded in ``directory/cost.json`` (none when it does not exist).

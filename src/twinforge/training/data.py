@@ -181,6 +181,7 @@ class ShowerStream(IterableDataset):
         self.chunk_events = chunk_events
         self.seed = seed
         self.epoch = 0
+        self.skip = 0  # batches of the next pass already trained on (a mid-epoch resume)
         self.cache_bytes = cache_bytes
         self._cached: tuple[np.ndarray, np.ndarray] | None = None
         self._cached_raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
@@ -252,14 +253,19 @@ class ShowerStream(IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         rank, world = self._rank_and_world()
         rng = np.random.default_rng([self.seed, self.epoch])
+        skip = 0
         if self.split == "train":
             self.epoch += 1
+            skip, self.skip = self.skip, 0
         for x, c in self._transformed():
             order = rng.permutation(len(x)) if self.split == "train" else np.arange(len(x))
             for start in range(0, len(x), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 if self.split == "train" and len(idx) < 2 * world:
                     continue  # batch norm needs two events (in every process)
+                if skip:  # trained on before the stop this run resumes from
+                    skip -= 1
+                    continue
                 if world > 1:  # this process's part; sizes differ by at most one
                     idx = np.array_split(idx, world)[rank]
                 yield torch.from_numpy(x[idx]), torch.from_numpy(c[idx])

@@ -22,14 +22,21 @@ Validation logs every entry of ``model.loss(x, c)`` as ``val/<name>`` for both k
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import RunningStage, TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from twinforge.models.base import GenerativeModel
 
-__all__ = ["StreamEpoch", "SurrogateModule"]
+__all__ = ["SaveOnStop", "StreamPosition", "SurrogateModule"]
+
+log = logging.getLogger(__name__)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -147,18 +154,65 @@ class SurrogateModule(L.LightningModule):
         )
 
 
-class StreamEpoch(L.Callback):
-    """Keeps a training stream's pass count (:class:`~twinforge.training.data.ShowerStream`'s
-    ``epoch``, which seeds its shuffle and noise) in every checkpoint and gives it back on
-    resume, before the stream is iterated: a resumed run then shuffles epoch ``k`` as the
-    uninterrupted run does. (Lightning restores a data loader's own state only for a restart in
-    the middle of an epoch; these checkpoints are written at epoch ends.)"""
+class StreamPosition(L.Callback):
+    """Keeps a training stream's position in every checkpoint and gives it back on resume,
+    before the stream is iterated: its pass count (:class:`~twinforge.training.data.
+    ShowerStream`'s ``epoch``, which seeds its shuffle and noise) and, for a checkpoint written
+    mid-epoch (:class:`SaveOnStop`), the batches of that pass already trained on. A resumed run
+    then sees the batches the uninterrupted run sees, in the same order. (Lightning's own
+    loader state would count the batch its fetcher prefetched.)"""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
+        self._trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": int(self.stream.epoch)}
+        batches = 0
+        if self._trainer is not None:
+            progress = self._trainer.fit_loop.epoch_loop.batch_progress
+            if not progress.is_last_batch:  # mid-epoch: what this pass has trained on
+                batches = int(progress.current.completed)
+        return {"epoch": int(self.stream.epoch), "batches": batches}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.stream.epoch = int(state_dict["epoch"])
+        batches = int(state_dict.get("batches", 0))
+        # mid-epoch: the pass it stopped in is run again, without the batches it trained on
+        self.stream.epoch = int(state_dict["epoch"]) - (1 if batches else 0)
+        self.stream.skip = batches
+
+
+class SaveOnStop(L.Callback):
+    """On SIGTERM (``timeout``, a batch system's end of wall time) or Ctrl-C, writes the
+    resumable checkpoint ``path`` at the step the run stopped at, atomically: a training run
+    in parts loses nothing but the step in progress (Lightning ends the step first). A SIGTERM
+    during validation stops the run after it, when the epoch's checkpoint is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._deferred = False
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.received_sigterm and trainer.state.fn == TrainerFn.FITTING:
+            trainer._signal_connector.received_sigterm = False  # finish the validation first
+            self._deferred = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._deferred:  # stops at the end of the epoch, or after the next step
+            trainer._signal_connector.received_sigterm = True
+            self._deferred = False
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException | KeyboardInterrupt):
+            return
+        if trainer.state.stage != RunningStage.TRAINING or trainer.global_step == 0:
+            return  # stopped inside a validation (Ctrl-C): the epoch's checkpoint stays
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+            log.info("stopped at step %d: checkpoint %s", trainer.global_step, self.path)

@@ -28,7 +28,7 @@ from twinforge import __version__
 from twinforge._json import finite_or_none
 from twinforge.config import StrictModel
 from twinforge.detector.readout import Readout
-from twinforge.errors import ConfigError, TwinforgeError
+from twinforge.errors import ConfigError, Stopped, TwinforgeError
 from twinforge.models.base import DataFacts, Surrogate, model_class
 from twinforge.models.transforms import ShowerTransform
 from twinforge.showers.file import ShowerFile
@@ -158,12 +158,13 @@ def run_training(
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     for name in ("lightning.pytorch", "lightning.fabric"):  # hardware banners, tips
         logging.getLogger(name).setLevel(logging.WARNING)
 
     from twinforge.training.cost import CostCallback, CostMeter, read_parts, total_cost
-    from twinforge.training.module import StreamEpoch, SurrogateModule
+    from twinforge.training.module import SaveOnStop, StreamPosition, SurrogateModule
 
     out = config.output_path()
     if out.exists() and not overwrite:
@@ -247,8 +248,9 @@ def run_training(
         callbacks=[
             *callbacks,
             CostCallback(cost),
-            StreamEpoch(stream["train"]),  # a resumed run shuffles as the uninterrupted one
+            StreamPosition(stream["train"]),  # a resumed run sees the uninterrupted one's batches
             checkpoint,
+            SaveOnStop(ckpt_dir / "last.ckpt"),  # SIGTERM, Ctrl-C: resumable at that step
             EarlyStopping(
                 "val/loss",
                 patience=config.optim.patience,
@@ -273,7 +275,13 @@ def run_training(
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resume
         # DDP: validation is not divided (the same val/loss everywhere); train/* is rank 0's
         warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
-        trainer.fit(module, stream["train"], stream["val"], ckpt_path=resume, weights_only=True)
+        try:
+            trainer.fit(module, stream["train"], stream["val"], ckpt_path=resume, weights_only=True)
+        except SIGTERMException:
+            raise Stopped(
+                f"SIGTERM at step {trainer.global_step}; its checkpoint is in {ckpt_dir}: "
+                "run the same command again to resume"
+            ) from None
     if not trainer.is_global_zero:  # DDP: the first process writes and registers the model
         return out
     history = ckpt_dir / "log" / "metrics.csv"

@@ -40,7 +40,7 @@ from lightning.pytorch.callbacks import Callback
 from optuna.trial import TrialState
 
 from twinforge import __version__
-from twinforge.errors import ConfigError, TwinforgeError
+from twinforge.errors import ConfigError, Stopped, TwinforgeError
 from twinforge.showers.io import atomic_write_text
 from twinforge.training.train import TrainConfig
 from twinforge.tune.config import Param, TuneConfig, apply_params, decode_choice
@@ -196,7 +196,7 @@ def run_trial(task: TrialTask, stage: Stage | None = None) -> TrialOutcome:
                 state = TrialState.COMPLETE
             except optuna.TrialPruned as exc:
                 state, outcome.message = TrialState.PRUNED, str(exc)
-            except (KeyboardInterrupt, SystemExit):  # Lightning exits on Ctrl-C
+            except (KeyboardInterrupt, SystemExit, Stopped):  # Ctrl-C, SIGTERM
                 _interrupted(study, trial, config)
                 raise
             except Exception as exc:
