@@ -275,10 +275,10 @@ def run_adaptive(
         report.executor = executor.description
         while True:
             for job, payload in queue:
+                in_flight[job.key] = job.id  # first: a stop from here on releases it
                 catalog.set_job_state(job.id, "running", expected="pending",
                                       worker=runner._DRIVER)  # fmt: skip
                 executor.submit(run_job, payload)
-                in_flight[job.key] = job.id
             queue = []
             free = min(executor.slots - len(in_flight), budget - proposed)
             if free > 0 and not stopped:
@@ -307,7 +307,6 @@ def run_adaptive(
             if not in_flight:
                 break
             payload, result = executor.next_completed()
-            del in_flight[payload.key]
             job = records[payload.key]
             if isinstance(result, JobOutcome):
                 generator.ingest(_rows(Path(result.output), simulator, ids.pop(payload.key)))
@@ -329,6 +328,7 @@ def run_adaptive(
                     point = dict(job.parameters["point"])
                     generator.ingest([{**point, "_id": ids.pop(payload.key)}
                                       | dict.fromkeys(sampler.outputs)])  # fmt: skip
+            del in_flight[payload.key]  # only once its outcome is journalled
             notify()
     report.failed = failed_now
     report.points = points

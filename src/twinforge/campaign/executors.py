@@ -230,8 +230,8 @@ def make_executor(config: ExecutorConfig) -> Iterator[Executor]:
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
+                dashboard_address=":0",  # no fixed port: runs side by side
+                silence_logs=logging.CRITICAL,  # a stop makes workers log heartbeat errors
             ) as cluster,
             Client(cluster) as client,
         ):

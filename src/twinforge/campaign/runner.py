@@ -276,12 +276,12 @@ def run_campaign(
             free = executor.slots - len(in_flight)
             while queue and free > 0:
                 job = queue.popleft()
+                in_flight[job.key] = job.id  # first: a stop from here on releases it
                 catalog.set_job_state(job.id, "running", expected="pending", worker=_DRIVER)
                 executor.submit(run_job, payloads[job.key])
-                in_flight[job.key] = job.id
                 free -= 1
             payload, result = executor.next_completed()
-            job_id = in_flight.pop(payload.key)
+            job_id = in_flight[payload.key]  # dropped once its outcome is journalled
             if isinstance(result, JobOutcome):
                 _record_done(catalog, job_id, result)
                 report.done += 1
@@ -294,6 +294,7 @@ def run_campaign(
                 again = _requeue_failed(catalog, rec, result, config)
                 if again is not None:
                     queue.append(again)
+            del in_flight[payload.key]
             notify()
     report.failed = failed_now
     report.points = points
