@@ -117,13 +117,14 @@ def test_dequantised_stream_draws_fresh_training_noise_every_epoch(showers_file:
     np.testing.assert_array_equal(rows(val), rows(val))
 
 
-@pytest.mark.parametrize("stop_at", [None, 5, 8, 11])  # epoch end; step 5, 8 (an epoch's last), 11
+# an epoch's end; SIGTERM at step 5, 8 (an epoch's last), 11 (the second epoch), 5 then 7
+@pytest.mark.parametrize("stops", [(), (5,), (8,), (11,), (5, 7)])
 def test_resumed_training_sees_the_batches_an_uninterrupted_run_sees(
-    tmp_path: Path, showers_file: Path, stop_at: int | None
+    tmp_path: Path, showers_file: Path, stops: tuple[int, ...]
 ) -> None:
-    """Stopped at an epoch's end (its checkpoint), or by SIGTERM at step ``stop_at`` (the
-    checkpoint SaveOnStop writes), the resumed run trains on the uninterrupted run's batches,
-    in its order: the checkpoint holds the stream's pass count and position."""
+    """Stopped at an epoch's end (its checkpoint), or by SIGTERM at each step of ``stops``
+    (the checkpoint SaveOnStop writes, resumed each time), the run trains on the uninterrupted
+    run's batches, in its order: the checkpoint holds the stream's pass count and position."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -162,7 +163,7 @@ def test_resumed_training_sees_the_batches_an_uninterrupted_run_sees(
                             num_sanity_val_steps=0)  # fmt: skip
         if stop_at is not None:
             with pytest.raises(SIGTERMException):
-                trainer.fit(module, stream, val, weights_only=True)
+                trainer.fit(module, stream, val, ckpt_path=resume, weights_only=True)
         else:
             trainer.fit(module, stream, val, ckpt_path=resume, weights_only=True)
         return record.seen, trainer
@@ -172,14 +173,17 @@ def test_resumed_training_sees_the_batches_an_uninterrupted_run_sees(
     assert per_epoch == 8  # 1600 training events, batches of 200
     firsts = [whole[k * per_epoch] for k in range(3)]
     assert not np.array_equal(firsts[0], firsts[1])  # reshuffled every epoch
-    if stop_at is None:
-        fit(1, "first")
+    if not stops:
+        fit(1, "part")
         stopped = per_epoch
-    else:
-        seen, _ = fit(3, "first", stop_at=stop_at)
-        assert max(seen) == stop_at - 1  # stopped at the end of that step
-        stopped = stop_at
-    resumed, trainer = fit(3, "second", resume=tmp_path / "first" / "last.ckpt")
+    resume = None
+    for stop_at in stops:
+        seen, _ = fit(3, "part", stop_at=stop_at, resume=resume)
+        assert sorted(seen) == list(range(stopped if resume else 0, stop_at))  # to that step
+        for step, first in seen.items():
+            np.testing.assert_array_equal(first, whole[step])
+        stopped, resume = stop_at, tmp_path / "part" / "last.ckpt"
+    resumed, trainer = fit(3, "resumed", resume=tmp_path / "part" / "last.ckpt")
     assert trainer.global_step == 3 * per_epoch
     assert sorted(resumed) == list(range(stopped, 3 * per_epoch))
     for step, first in resumed.items():
