@@ -18,7 +18,9 @@ def main() -> None:
     try:
         app()
     except Stopped as exc:
-        err_console.print(f"[bold red]stopped:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(
+            f"[bold red]stopped:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(143)
     except TwinforgeError as exc:
         if options.debug:
