@@ -269,17 +269,24 @@ def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as in a terminal (a background job inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_training_resumes(tmp_path: Path, showers_file: Path, sig: int) -> None:
     """SIGKILL: the run resumes from its last epoch's checkpoint. SIGTERM (``timeout``, a
-    batch system): it writes a checkpoint at the step it stopped at and exits with 143."""
+    batch system) and Ctrl-C: it writes a checkpoint at the step it stopped at and exits with
+    143 (with a line saying so) or 130."""
     # long enough that the kill lands well before the end, even on a loaded machine
     cfg = config(showers_file, tmp_path / "m", max_steps=600, patience=1000)
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump({"kind": "train", **cfg.model_dump(mode="json")}))
     cmd = [sys.executable, "-c", "from twinforge.cli import main; main()", "--quiet", "train",
            str(path), "--catalog", str(tmp_path / "cat.sqlite")]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_default_sigint)  # fmt: skip
     last = tmp_path / "m.checkpoints" / cfg.digest() / "last.ckpt"
     deadline = time.monotonic() + 120
     while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -289,9 +296,10 @@ def test_killed_training_resumes(tmp_path: Path, showers_file: Path, sig: int) -
     os.kill(proc.pid, sig)
     rc = proc.wait(timeout=120)
     assert not (tmp_path / "m").exists()  # no model directory from a killed run
-    if sig == signal.SIGTERM:
-        assert rc == 143
-        assert "stopped:" in proc.stderr.read().decode()  # type: ignore[union-attr]
+    if sig != signal.SIGKILL:
+        assert rc == (143 if sig == signal.SIGTERM else 130)
+        if sig == signal.SIGTERM:
+            assert "stopped:" in proc.stderr.read().decode()  # type: ignore[union-attr]
         state = torch.load(last, map_location="cpu", weights_only=True)
         assert 0 < state["global_step"] < 600
     # the killed part's cost, as recorded at its last validation (none on a machine so loaded

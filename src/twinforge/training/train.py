@@ -282,6 +282,10 @@ def run_training(
                 f"SIGTERM at step {trainer.global_step}; its checkpoint is in {ckpt_dir}: "
                 "run the same command again to resume"
             ) from None
+        except SystemExit:
+            if trainer.interrupted:  # Lightning exits with 1 on Ctrl-C: it is an interrupt
+                raise KeyboardInterrupt from None
+            raise
     if not trainer.is_global_zero:  # DDP: the first process writes and registers the model
         return out
     history = ckpt_dir / "log" / "metrics.csv"
