@@ -13,6 +13,10 @@ import pytest
 # MLflow 3 reports usage to its makers when imported unless told not to; tests import it
 # directly too (twinforge.tracking switches it off for the library)
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One torch (OpenMP) thread per test process and its subprocesses, before torch is imported:
+# the networks here are tiny, and intra-op threads spinning against cores that other processes
+# hold made tests up to 30x slower under load. Tests of threading ask for threads explicitly.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TWINFORGE_SHARED", REPO.parent / "shared"))
@@ -42,17 +46,6 @@ def _isolated_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.parent / f"{tmp_path.name}-xdg-cache"))
     # no MLflow store per command (seconds each); tests of tracking switch it back on
     monkeypatch.setenv("TWINFORGE_NO_TRACKING", "1")
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Tiny networks: torch intra-op threads only add contention on a shared 2-core machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 Run = Callable[..., subprocess.CompletedProcess[str]]

@@ -189,14 +189,12 @@ def test_processes_starting_together_create_the_store_once(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     jobs = [
         subprocess.Popen(
             [sys.executable, "-c", PROCESS, str(tmp_path / "w"), f"p{i}"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
         )
         for i in range(2)
     ]
@@ -336,7 +334,7 @@ def test_flatten_params_and_keys() -> None:
 
 
 # ---------------------------------------------------------------------------- Lightning
-def test_lightning_logger_forwards_epoch_metrics(store: Path, one_torch_thread: None) -> None:
+def test_lightning_logger_forwards_epoch_metrics(store: Path) -> None:
     import lightning as L
     import torch
 

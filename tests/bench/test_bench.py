@@ -36,8 +36,6 @@ from twinforge.inference import Generator, export_onnx
 from twinforge.inference.quantize import convert_float16, quantize_int8
 from twinforge.models import Surrogate
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 FAST = Timing(warmup=1, min_repeats=2, max_repeats=3, budget_s=0.0)
 ROW_KEYS = {
     "backend", "precision", "device", "batch", "threads", "block_size", "providers", "repeats",

@@ -19,7 +19,6 @@ from twinforge.simulation.synthetic import SyntheticConfig, synthetic_showers
 
 from .test_onnx import THRESHOLD, assert_parity, random_conditions
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 RNG = np.random.default_rng(0)
 K, IN = 7, 5
 

@@ -40,9 +40,6 @@ SMALL = {
 }  # fmt: skip
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
     cond = SyntheticConfig(detector="tiny", n_events=300, seed=6).conditions()

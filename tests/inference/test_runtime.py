@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,8 +20,6 @@ from twinforge.models import ShowerTransform, Surrogate, model_class
 THRESHOLD = 0.01515  # MeV, the tiny detector's readout threshold
 RTOL, ATOL = 1e-4, 1e-5  # as tests/inference/test_onnx.py (ATOL in MeV)
 SMALL_VAE = {"latent_dim": 4, "hidden": [32, 16]}
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_surrogate(pdgs: tuple[int, ...] = (11, 22)) -> Surrogate:
@@ -234,9 +231,8 @@ def test_generator_without_the_training_stack(model_dir: Path, onnx_file: Path) 
         print("ok")
         """
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

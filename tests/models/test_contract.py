@@ -40,8 +40,6 @@ SMALL: dict[str, dict] = {
 FAMILIES = sorted(available_families())
 ENERGIES = np.geomspace(1e3, 6.4e4, 7)  # MeV
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def test_the_shipped_families_are_entry_points() -> None:
     assert {"vae", "gan", "flow", "flow-matching"} <= set(FAMILIES)

@@ -37,9 +37,6 @@ def train_config(data: Path, out: Path, **model) -> TrainConfig:
     )
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "tiny.h5"

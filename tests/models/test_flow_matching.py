@@ -18,9 +18,6 @@ THRESHOLD = 0.01515  # MeV, the tiny detector's readout threshold
 ENERGIES = np.geomspace(1e3, 6.4e4, 12)  # MeV
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
     cond = SyntheticConfig(detector="tiny", n_events=300, seed=5).conditions()

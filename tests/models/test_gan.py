@@ -25,9 +25,6 @@ SMALL = {
 ENERGIES = [1e3, 4e3, 1.6e4, 6.4e4]
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
     """A GAN trained for 6 batches on a tiny synthetic file; its directory and logged metrics."""

@@ -16,8 +16,6 @@ from twinforge.simulation.synthetic import SyntheticConfig, write_synthetic_file
 from twinforge.training.adapt import _layer_map
 from twinforge.training.train import TrainConfig, run_training
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 # the tiny detector's layer binning on 8 layers of another absorber (4 z bins, 64 voxels)
 OTHER = """kind: detector
 name: tiny-pb

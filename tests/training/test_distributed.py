@@ -26,8 +26,6 @@ from twinforge.training.data import ShowerStream, fit_transform
 from twinforge.training.distributed import DistributedSpec, SlurmSpec, is_launch_zero, slurm_script
 from twinforge.training.train import TrainConfig, run_training
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 # a flow without dequantisation noise has a deterministic loss: two processes, each on half of
 # every global batch with the gradients averaged, then take exactly the one-process steps
 FLOW = {

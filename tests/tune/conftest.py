@@ -79,8 +79,3 @@ def project(
         return path
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread(one_torch_thread: None) -> None:
-    """Tiny networks on a shared machine: one torch thread."""

@@ -13,8 +13,6 @@ from twinforge.errors import ConfigError
 from twinforge.showers import ShowerFile
 from twinforge.tune.scaling import load_scaling_config, run_scaling, summarise
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 SCALING = {
     "kind": "scaling",
     "name": "tiny-scaling",
