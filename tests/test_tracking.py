@@ -14,7 +14,7 @@ import pytest
 
 from twinforge import tracking
 from twinforge.bench.summary import bench_summary
-from twinforge.errors import ConfigError
+from twinforge.errors import ConfigError, Stopped
 from twinforge.tracking import (
     TrackingConfig,
     default_workdir,
@@ -158,6 +158,14 @@ def test_a_failing_body_ends_the_run_failed_and_raises(store: Path) -> None:
     assert got.info.status == "FAILED"
     assert got.data.tags["twinforge.error"] == "RuntimeError: loss diverged"
     assert got.data.metrics == {"train/loss": 3.0}
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), Stopped("SIGTERM: run it again")])
+def test_a_stopped_body_ends_the_run_killed_not_failed(store: Path, stop: BaseException) -> None:
+    """Ctrl-C and SIGTERM (a training part ended by ``timeout``) are stops, not failures."""
+    with pytest.raises(type(stop)), start_run(None, kind="train", name="t", workdir=store) as run:
+        raise stop
+    assert client(run.tracking_uri).get_run(run.run_id).info.status == "KILLED"
 
 
 def test_a_changed_parameter_warns_and_logging_goes_on(

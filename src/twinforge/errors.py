@@ -61,8 +61,15 @@ def _rebuild_job_failure(
     return JobFailure(message, exit_code=exit_code, stderr_tail=stderr_tail, retryable=retryable)
 
 
-class Stopped(TwinforgeError):
-    """A run stopped by SIGTERM where it can be resumed (the CLI exits with 143)."""
+class Stopped(BaseException):
+    """A run stopped by SIGTERM (``timeout``, a batch system's end of wall time, ``kill``) where
+    the same command resumes it; the CLI prints its message and exits with 143.
+
+    Not an error, and like ``KeyboardInterrupt`` not an ``Exception``: it may be raised by a
+    signal handler anywhere in the main thread, and no ``except Exception`` (a job's or a
+    trial's failure handling) may take it for a failure. Clean-up for a stop catches
+    ``(KeyboardInterrupt, Stopped)``.
+    """
 
 
 class RecordNotFound(CatalogError):

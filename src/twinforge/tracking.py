@@ -42,7 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 
 from twinforge.config import StrictModel
-from twinforge.errors import ConfigError
+from twinforge.errors import ConfigError, Stopped
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import Logger
@@ -306,9 +306,10 @@ def start_run(
             the child goes to the parent's experiment).
 
     The run ends FINISHED, FAILED when the body raises (the exception propagates, its first
-    line in the ``twinforge.error`` tag) or KILLED on KeyboardInterrupt. A server URL that does
-    not answer within ``config.timeout_s`` is replaced by the local store (one warning line,
-    once per process and URL). A store that cannot be opened gives a no-op run (one warning).
+    line in the ``twinforge.error`` tag) or KILLED on a stop (Ctrl-C, SIGTERM). A server URL
+    that does not answer within ``config.timeout_s`` is replaced by the local store (one
+    warning line, once per process and URL). A store that cannot be opened gives a no-op run
+    (one warning).
 
     Raises:
         ConfigError: an unusable URI (an in-memory SQLite database).
@@ -325,7 +326,7 @@ def start_run(
     try:
         yield run
     except BaseException as exc:
-        run._end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", exc)
+        run._end("KILLED" if isinstance(exc, KeyboardInterrupt | Stopped) else "FAILED", exc)
         raise
     run._end("FINISHED")
 

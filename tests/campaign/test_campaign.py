@@ -286,6 +286,8 @@ def test_killed_then_resumed_loses_and_duplicates_nothing(
         assert len(_marked_processes(mark)) >= 3  # driver, its workers (nannies), ...
     os.kill(proc.pid, sig)
     assert proc.wait(timeout=60) == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
+    if sig == signal.SIGTERM:
+        assert "stopped: SIGTERM: run the same command again" in proc.stderr.read().decode()
     deadline = time.monotonic() + 30
     while _marked_processes(mark) and time.monotonic() < deadline:
         time.sleep(0.2)

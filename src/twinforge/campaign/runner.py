@@ -27,7 +27,7 @@ from twinforge.campaign.config import CampaignConfig, job_seed
 from twinforge.campaign.executors import make_executor
 from twinforge.campaign.jobs import JobOutcome, JobPayload, run_job, shard_matches
 from twinforge.catalog import CampaignRecord, Catalog, DatasetRecord, JobRecord, JobSpec
-from twinforge.errors import CatalogError, ConfigError, TwinforgeError
+from twinforge.errors import CatalogError, ConfigError, Stopped, TwinforgeError
 from twinforge.showers.io import host_tag, temporary_owner
 from twinforge.space import ResolvedSpace
 
@@ -458,12 +458,13 @@ def _requeue(catalog: Catalog, cid: str, config: CampaignConfig, *, retry_failed
 
 @contextlib.contextmanager
 def released_on_stop(catalog: Catalog, in_flight: dict[str, Any]) -> Iterator[None]:
-    """On Ctrl-C or SIGTERM (a ``KeyboardInterrupt``), hand the jobs in ``in_flight`` (key ->
-    job id) back to pending without counting their attempt; a stop is not a failure. A shard
-    a worker finished meanwhile is adopted on resume."""
+    """On Ctrl-C or SIGTERM (``KeyboardInterrupt`` or :class:`~twinforge.errors.Stopped`),
+    hand the jobs in ``in_flight`` (key -> job id) back to pending without counting their
+    attempt; a stop is not a failure. A shard a worker finished meanwhile is adopted on
+    resume."""
     try:
         yield
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):
         if in_flight:
             n = catalog.release_jobs(list(in_flight.values()))
             log.info("stopped: %d running job(s) back to pending", n)

@@ -30,11 +30,6 @@ def main() -> None:
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
-    except SystemExit:  # Typer turns Ctrl-C into exit code 130
-        if options.terminated:  # SIGTERM, turned into Ctrl-C by stop_on_sigterm
-            err_console.print("[bold red]stopped[/] (SIGTERM)")
-            sys.exit(143)
-        raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a command (Typer turns Ctrl-C in one into exit code 130)
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)

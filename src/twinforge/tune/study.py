@@ -542,7 +542,7 @@ class _Loop:
             self.in_flight -= 1
             self.trials_run += 1
             if isinstance(result, BaseException):  # the task itself died (a killed worker)
-                if isinstance(result, KeyboardInterrupt):
+                if isinstance(result, KeyboardInterrupt | Stopped):
                     raise result
                 self.failed += 1
                 self.last_error = _message(result)
