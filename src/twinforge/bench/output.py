@@ -18,18 +18,11 @@ __all__ = ["register", "write_json", "write_plot"]
 
 def write_json(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``result`` as indented JSON at ``path`` atomically; return the path."""
-    from twinforge.showers.io import check_writable_target, commit, temporary_name
+    from twinforge.showers.io import atomic_path
 
-    final = Path(path)
-    check_writable_target(final, overwrite=True)
-    tmp = temporary_name(final)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=2, default=json_default) + "\n")
-        commit(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return final
+    return Path(path)
 
 
 def write_plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -40,10 +33,10 @@ def write_plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullLocator
 
-    from twinforge.showers.io import check_writable_target, commit, temporary_name
+    from twinforge.showers.io import atomic_path, check_writable_target
 
     final = Path(path)
-    check_writable_target(final, overwrite=True)
+    check_writable_target(final, overwrite=True)  # before the figure is drawn
     fig = Figure(figsize=(9.0, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -94,13 +87,8 @@ def write_plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes
-    tmp = temporary_name(final)
-    try:
+    with atomic_path(final) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-        commit(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return final
 
 
