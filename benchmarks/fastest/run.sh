@@ -2,9 +2,12 @@
 # Issue 18's fastest-model figures (docs/benchmarks.md, "The fastest model"), end to end and
 # resumable. Run in a work directory on an otherwise idle machine:
 #   bash /path/to/benchmarks/fastest/run.sh
-# Geant4: the 10k test set (~15 min on 2 cores) and 3000 training showers (~5 min); training
-# under 2 minutes; the benchmark ~2 minutes (it must run alone: it is a timing); the
-# converged low-level classifier, 3 seeds on 10k vs 10k showers, ~50 minutes on 2 cores.
+# Geant4: the 10k test set (~15 min on 2 cores) and 3000 training showers (~5 min). Then for
+# each of MODELS (default "vae-par04-3k vae-par04-3k-softmax", the configs beside this script):
+# training (under 2 minutes), the benchmark (~2 minutes; it must run alone: it is a timing),
+# samples at the test set's conditions, and the converged low-level classifier on 10k vs 10k
+# showers, SEEDS seeds (default 3, ~50 minutes on 2 cores). Each step is skipped when its output
+# exists.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -13,7 +16,6 @@ PY="${PYTHON:-python}"
 CAT=(-c "$PWD/catalog.sqlite")
 TEST=campaigns/siw-electrons-1-64GeV-test/siw-electrons-1-64GeV-test.h5
 TRAIN=data/modelops/modelops-siw-train/modelops-siw-train.h5
-MODEL=models/siw-electrons-vae-par04-3k
 
 if [ ! -f "$TEST" ]; then
   OMP_NUM_THREADS=1 "$TF" -q campaign run "$ROOT/examples/siw-electrons-test.yaml" "${CAT[@]}"
@@ -23,10 +25,16 @@ if [ ! -f "$TRAIN" ]; then
   OMP_NUM_THREADS=1 "$TF" -q campaign run "$ROOT/benchmarks/model_ops/siw-train.yaml" "${CAT[@]}"
   "$TF" -q campaign merge "$ROOT/benchmarks/model_ops/siw-train.yaml" "${CAT[@]}"
 fi
-[ -d "$MODEL" ] || OMP_NUM_THREADS=1 "$TF" -q train "$HERE/vae-par04-3k.yaml" "${CAT[@]}" --no-tracking
-"$TF" -q bench "$MODEL" --batch-sizes 1,100,1000,10000 --backends torch,onnx --int8 --threads 2 \
-  --geant4-showers 20 --spectrum 1GeV-64GeV --spectrum-showers 32 --block-size 64 \
-  -o bench-vae-par04-3k.json --plot bench-vae-par04-3k.png "${CAT[@]}" --no-tracking
-[ -f vae-par04-3k-test.h5 ] || "$TF" -q sample "$MODEL" --conditions-from "$TEST" -o vae-par04-3k-test.h5
-OMP_NUM_THREADS=2 "$PY" "$ROOT/benchmarks/classifier_sample_size.py" "$TEST" vae-par04-3k-test.h5 \
-  --sizes 10000 --seeds 3 --levels low --budgets converged --out auc-vae-par04-3k.json
+# each model: train, bench (idle machine), sample the test conditions, classifier (SEEDS seeds)
+for NAME in ${MODELS:-vae-par04-3k vae-par04-3k-softmax}; do
+  MODEL=models/siw-electrons-$NAME
+  [ -d "$MODEL" ] || OMP_NUM_THREADS=1 "$TF" -q train "$HERE/$NAME.yaml" "${CAT[@]}" --no-tracking
+  [ -f "bench-$NAME.json" ] || "$TF" -q bench "$MODEL" --batch-sizes 1,100,1000,10000 \
+    --backends torch,onnx --int8 --threads 2 --geant4-showers 20 --spectrum 1GeV-64GeV \
+    --spectrum-showers 32 --block-size 64 -o "bench-$NAME.json" --plot "bench-$NAME.png" \
+    "${CAT[@]}" --no-tracking
+  [ -f "$NAME-test.h5" ] || "$TF" -q sample "$MODEL" --conditions-from "$TEST" -o "$NAME-test.h5"
+  [ -f "auc-$NAME.json" ] || OMP_NUM_THREADS=2 "$PY" "$ROOT/benchmarks/classifier_sample_size.py" \
+    "$TEST" "$NAME-test.h5" --sizes 10000 --seeds "${SEEDS:-3}" --levels low --budgets converged \
+    --out "auc-$NAME.json"
+done

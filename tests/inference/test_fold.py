@@ -118,10 +118,14 @@ def test_what_does_not_match_is_left_alone(case: str) -> None:
     assert ops(model) == before
 
 
-def test_a_fast_model_exports_without_passes_it_does_not_need(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fractions", ["logit", "softmax"])
+def test_a_fast_model_exports_without_passes_it_does_not_need(
+    tmp_path: Path, fractions: str
+) -> None:
     """A VAE with the ``layers`` transform: its last layer carries the unstandardisation and is
     split into layer energies and voxel fractions; the readout threshold is one operation; the
-    showers are PyTorch's."""
+    showers are PyTorch's. Softmax fractions are one ``Softmax`` and one ``Mul`` by the layer
+    energies: no sigmoid, no clip, no renormalisation."""
     from twinforge.detector.config import load_detector
 
     binning = load_detector("tiny").binning()
@@ -129,7 +133,7 @@ def test_a_fast_model_exports_without_passes_it_does_not_need(tmp_path: Path) ->
     showers = synthetic_showers("tiny", cond, 1)
     transform = ShowerTransform(
         96, kind="layers", scale=0.015, threshold=THRESHOLD, eps=1e-6, pdgs=[11, 22],
-        layer_offsets=[int(o) for o in binning.offsets],
+        layer_offsets=[int(o) for o in binning.offsets], fractions=fractions,
     ).fit(showers, cond.energy)  # fmt: skip
     torch.manual_seed(0)
     model = model_class("vae")({"hidden": [32, 16]}, transform.n_features, transform.n_conditions)
@@ -141,6 +145,12 @@ def test_a_fast_model_exports_without_passes_it_does_not_need(tmp_path: Path) ->
             for n in last] == [transform.n_layer_features, 96]  # fmt: skip
     assert not {"Slice", "Split", "Where"} & {n.op_type for n in graph.node}
     assert [n.op_type for n in graph.node].count("ThresholdedRelu") == 1
+    op_types = [n.op_type for n in graph.node]
+    after_gemm = op_types[len(op_types) - op_types[::-1].index("Gemm") :]  # the last layer's
+    if fractions == "softmax":
+        assert after_gemm.count("Softmax") == 1
+        assert not {"Sigmoid", "ReduceSum", "Div"} & set(after_gemm)
+        assert after_gemm.count("Max") == after_gemm.count("Min") == 1  # the layer energies'
     test = random_conditions(50, 3)
     reference = surrogate.sample(test.energy, test.pdg, test.theta, test.phi, seed=3)
     noise = model.noise(50, torch.Generator().manual_seed(3)).numpy()

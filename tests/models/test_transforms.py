@@ -27,17 +27,19 @@ def tiny() -> tuple[np.ndarray, np.ndarray, list[int]]:
     return showers, cond.energy, offsets
 
 
-def layers_transform(offsets: list[int], **kw) -> ShowerTransform:
-    return ShowerTransform(offsets[-1], kind="layers", eps=1e-6, layer_offsets=offsets, **kw)
+def layers_transform(offsets: list[int], eps: float = 1e-6, **kw) -> ShowerTransform:
+    return ShowerTransform(offsets[-1], kind="layers", eps=eps, layer_offsets=offsets, **kw)
 
 
 def layer_sums(showers: np.ndarray, offsets: list[int]) -> np.ndarray:
     return np.stack([showers[:, a:b].sum(axis=1) for a, b in itertools.pairwise(offsets)], axis=1)
 
 
-def test_layers_round_trip_on_tiny_showers(tiny) -> None:
+@pytest.mark.parametrize("fractions", ["logit", "softmax"])
+def test_layers_round_trip_on_tiny_showers(tiny, fractions: str) -> None:
     showers, energy, offsets = tiny
-    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD).fit(showers, energy)
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, fractions=fractions)
+    t.fit(showers, energy)
     assert (t.n_layer_features, t.n_voxels, t.n_features) == (6, 96, 102)
     features = t.forward(showers, energy)
     assert features.shape == (300, 102)
@@ -73,10 +75,12 @@ def test_layers_round_trip_with_empty_layers(calochallenge_dir: Path) -> None:
     assert np.all(back[:20, offsets[3] : offsets[4]] == 0)
 
 
-def test_layers_inverse_keeps_layer_energies(tiny) -> None:
+@pytest.mark.parametrize("fractions", ["logit", "softmax"])
+def test_layers_inverse_keeps_layer_energies(tiny, fractions: str) -> None:
     """Any features decode to non-negative showers whose layers hold the decoded energies."""
     showers, energy, offsets = tiny
-    t = layers_transform(offsets, scale=0.015).fit(showers, energy)
+    t = layers_transform(offsets, 1e-12, scale=0.015, threshold=1e-9, fractions=fractions)
+    t.fit(showers, energy)
     features = np.random.default_rng(1).normal(0, 2, (40, t.n_features)).astype(np.float32)
     e = np.full(40, 1e4, dtype=np.float32)
     out = t.inverse(features, e)
@@ -102,12 +106,15 @@ def test_layers_inverse_torch_matches_numpy_and_has_gradients(tiny) -> None:
     np.testing.assert_allclose(out.detach().numpy(), showers[:8], rtol=1e-4, atol=1e-5)
 
 
-def test_layers_save_load(tmp_path: Path, tiny) -> None:
+@pytest.mark.parametrize("fractions", ["logit", "softmax"])
+def test_layers_save_load(tmp_path: Path, tiny, fractions: str) -> None:
     showers, energy, offsets = tiny
-    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD).fit(showers, energy)
+    t = layers_transform(offsets, scale=0.015, threshold=THRESHOLD, fractions=fractions)
+    t.fit(showers, energy)
     t.save(tmp_path)
     again = ShowerTransform.load(tmp_path)
     assert again.config() == t.config()
+    assert again.fractions == fractions
     assert again.layer_offsets == offsets
     assert again.n_features == 102
     np.testing.assert_array_equal(again.forward(showers, energy), t.forward(showers, energy))
@@ -170,19 +177,55 @@ def test_features_constant_in_training_are_not_blown_up(tiny) -> None:
 
 
 @pytest.mark.parametrize("noise_edge", [1.0, 0.1])
-@pytest.mark.parametrize("kind", ["layers", "log", "logit"])
+@pytest.mark.parametrize("kind", ["layers", "log", "logit", "layers softmax"])
 def test_dequantised_round_trip_is_exact(tiny, kind: str, noise_edge: float) -> None:
     """The noise stays below the threshold, which the inverse applies: showers come back."""
     showers, energy, offsets = tiny
     showers = showers.copy()
     showers[:10, offsets[2] : offsets[3]] = 0.0  # empty layers
+    kind, _, fractions = kind.partition(" ")
     t = ShowerTransform(
         96, kind=kind, eps=1e-6, scale=0.015, threshold=THRESHOLD, dequantize=True,
-        noise_edge=noise_edge, layer_offsets=offsets,
+        noise_edge=noise_edge, layer_offsets=offsets, fractions=fractions or "logit",
     ).fit(showers, energy, np.random.default_rng(1))  # fmt: skip
     features = t.forward(showers, energy, np.random.default_rng(2))
     assert np.isfinite(features).all()
     np.testing.assert_allclose(t.inverse(features, energy), showers, rtol=1e-4, atol=1e-5)
+
+
+def test_softmax_fractions_with_layers_of_different_sizes(calochallenge_dir: Path) -> None:
+    """Dataset-1 photons (layers of 8 to 160 voxels, 19 without any): the softmax over each
+    layer, here without a reshape, sums to one in every layer and brings the showers back."""
+    readout = Readout.from_xml(calochallenge_dir / "binning_dataset_1_photons.xml")
+    offsets = [int(o) for o in readout.offsets]
+    rng = np.random.default_rng(0)
+    energy = np.exp(rng.uniform(np.log(256.0), np.log(4.2e6), 200))
+    showers = rng.exponential(1.0, (200, 368)) * (rng.random((200, 368)) < 0.4)
+    showers *= (energy / showers.sum(axis=1).clip(1e-9))[:, None] * 0.9
+    showers[:20, offsets[3] : offsets[4]] = 0.0  # a layer empty in some events
+    t = ShowerTransform(368, kind="layers", eps=1e-12, threshold=1e-3, layer_offsets=offsets,
+                        fractions="softmax").fit(showers, energy)  # fmt: skip
+    assert t._layer_size() is None  # the general path
+    features = t.forward(showers, energy)
+    readable = np.where(showers >= 1e-3, showers, 0.0)
+    np.testing.assert_allclose(t.inverse(features, energy), readable, rtol=1e-4, atol=1e-3)
+    wild = torch.from_numpy(features * 30)  # far outside the training range: still one
+    _, sums = t.layer_sums_torch(wild, torch.tensor(energy, dtype=torch.float32))
+    np.testing.assert_allclose(sums.numpy(), 1.0, rtol=1e-5)
+
+
+def test_softmax_fractions_refuse_what_they_cannot_invert(tiny) -> None:
+    """A transform whose empty voxels would come back above the threshold is refused."""
+    showers, energy, offsets = tiny
+    with pytest.raises(ValueError, match="needs kind='layers'"):
+        ShowerTransform(96, kind="log", threshold=THRESHOLD, fractions="softmax")
+    with pytest.raises(ValueError, match="needs a readout threshold"):
+        layers_transform(offsets, fractions="softmax")
+    with pytest.raises(ValueError, match="unknown voxel fractions 'tanh'"):
+        layers_transform(offsets, fractions="tanh")  # type: ignore[arg-type]
+    coarse = layers_transform(offsets, 1e-3, scale=0.015, threshold=THRESHOLD, fractions="softmax")
+    with pytest.raises(TwinforgeError, match=r"eps=0.001 of the largest layer energy .* lower eps"):
+        coarse.fit(showers, energy)
 
 
 def test_layer_sums_are_one_for_real_showers_and_expose_a_bad_split(tiny) -> None:

@@ -135,6 +135,23 @@ def test_incompatible_sources_are_refused(
     assert not (tmp_path / "x").exists()
 
 
+def test_voxel_fractions_of_another_kind_are_refused() -> None:
+    """Logit and softmax fractions are other features: no weight of the one means the other."""
+    from twinforge.detector.config import load_detector
+    from twinforge.models import ShowerTransform
+    from twinforge.training.adapt import feature_maps
+
+    binning = load_detector("tiny").binning()
+    xml, offsets = binning.to_xml(), [int(o) for o in binning.offsets]
+    logit, softmax = (
+        ShowerTransform(96, kind="layers", threshold=0.01515, layer_offsets=offsets, fractions=f)
+        for f in ("logit", "softmax")
+    )
+    assert set(feature_maps(logit, xml, logit, xml)) == {"voxels", "layers", "features"}
+    with pytest.raises(ConfigError, match="voxel fractions 'logit' there, 'softmax' here"):
+        feature_maps(logit, xml, softmax, xml)
+
+
 def test_cli_trains_from_a_model_and_tracks_the_run(
     files: dict[str, Path], tmp_path: Path, twinforge, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -266,7 +266,16 @@ def test_bad_training_configs(tmp_path: Path, showers_file: Path) -> None:
     cfg.transform.dequantize = True
     with pytest.raises(ConfigError, match=r"transform\.dequantize: .*no-threshold\.h5 records no"):
         run_training(cfg, quiet=True)
+    cfg.transform.dequantize = False
+    cfg.transform.fractions = "softmax"  # so do softmax voxel fractions
+    with pytest.raises(ConfigError, match=r"transform\.fractions: .*h5 records no .*softmax"):
+        run_training(cfg, quiet=True)
     assert not (tmp_path / "m").exists()
+    with pytest.raises(
+        ConfigError, match=r"key 'transform\.fractions': Input should be 'logit' or 'softmax'"
+    ):
+        validate_config(TrainConfig, {"name": "x", "data": {"files": ["a.h5"]},
+                                      "transform": {"fractions": "exp"}}, "t")  # fmt: skip
 
 
 def _default_sigint() -> None:

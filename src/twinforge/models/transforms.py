@@ -16,7 +16,15 @@ and has ``n_layer_features + V`` features: first ``log(E_layer / (scale * E_inc)
 every layer that has voxels (layers without voxels, as in CaloChallenge dataset 1, carry no
 feature), then ``logit`` of each voxel's fraction of its layer's energy (0 in a layer without
 energy), both standardised. Its inverse renormalises the fractions of each layer to sum to one,
-so the generated layer energies are kept exactly.
+so the generated layer energies are kept exactly. ``fractions="softmax"`` takes ``log(f + eps)``
+of the fractions instead; their inverse is then a softmax over each layer, which sums to one by
+construction: one ONNX ``Softmax`` in place of the sigmoid, the training-range clip (two passes),
+the offset, the per-layer sum and the renormalisation, so about half the passes over the
+``(N, V)`` output that set a fast model's time per shower. A voxel empty in training comes back
+with a share of about ``eps`` of its layer, which the readout threshold removes: it needs a
+threshold above ``eps`` times the largest layer energy in the training data (:meth:`fit`
+checks), and its voxel features are not clipped to their training range (a softmax share
+cannot exceed its layer's energy).
 
 ``dequantize`` (needs a readout ``threshold``) fills the gap between empty voxels and the
 smallest readable energy, as CaloFlow and CaloINN do: each empty voxel gets an energy drawn
@@ -98,6 +106,9 @@ class ShowerTransform:
         energy_ref: reference energy of the log-energy condition, MeV.
         layer_offsets: first voxel of each readout layer plus V (``Readout.offsets``); required
             by ``kind="layers"``, unused otherwise.
+        fractions: ``kind="layers"`` only: the voxel fractions as ``"logit"``, or as
+            ``"softmax"`` (``log(f + eps)``, inverted by a softmax over each layer; needs a
+            readout ``threshold``; see the module docstring).
     """
 
     n_voxels: int
@@ -114,10 +125,20 @@ class ShowerTransform:
     lo: NDArray[np.float32] | None = None
     hi: NDArray[np.float32] | None = None
     layer_offsets: list[int] | None = None
+    fractions: Literal["logit", "softmax"] = "logit"
 
     def __post_init__(self) -> None:
         if self.kind not in ("log", "logit", "layers"):
             raise ValueError(f"unknown transform kind {self.kind!r}")
+        if self.fractions not in ("logit", "softmax"):
+            raise ValueError(f"unknown voxel fractions {self.fractions!r}: logit or softmax")
+        if self.fractions == "softmax" and self.kind != "layers":
+            raise ValueError("fractions='softmax' splits layers: it needs kind='layers'")
+        if self.fractions == "softmax" and not self.threshold > 0:
+            raise ValueError(
+                "fractions='softmax' needs a readout threshold > 0: it removes the share of "
+                "about eps that the softmax gives a voxel empty in training"
+            )
         if self.dequantize and not self.threshold > 0:
             raise ValueError("dequantize needs a readout threshold > 0")
         if not 0.0 < self.noise_edge <= 1.0:
@@ -208,10 +229,25 @@ class ShowerTransform:
         """Fit the per-feature standardisation on ``(N, V)`` showers (MeV), energies (MeV);
         ``rng`` draws the dequantisation noise (see :meth:`forward`)."""
         y = self._squash(showers, energy, rng)
+        if self.fractions == "softmax":
+            self._check_floor(y[:, : self.n_layer_features], energy)
         self.mean = y.mean(axis=0).astype(np.float32)
         self.std = _safe_std(y.std(axis=0))
         self.set_range(y.min(axis=0), y.max(axis=0))
         return self
+
+    def _check_floor(self, y_layer: NDArray[np.floating], energy: NDArray[np.floating]) -> None:
+        """With softmax fractions an empty voxel keeps a share of about ``eps`` of its layer:
+        refuse a transform whose threshold would not remove it from the largest layer."""
+        unit = self.scale * np.asarray(energy, np.float64)
+        largest = float(((np.exp(y_layer) - self.eps) * unit[:, None]).max(initial=0.0))
+        if self.eps * largest >= self.threshold:
+            raise TwinforgeError(
+                f"fractions='softmax': eps={self.eps:g} of the largest layer energy in the "
+                f"training data ({largest:.4g} MeV) is not below the readout threshold "
+                f"({self.threshold:g} MeV), so empty voxels would come back filled: lower eps "
+                f"below {self.threshold / largest:.2g}"
+            )
 
     def set_range(self, low: NDArray[np.floating], high: NDArray[np.floating]) -> None:
         """Record the training range of the (unstandardised) features, ``(n_features,)`` each;
@@ -262,7 +298,8 @@ class ShowerTransform:
             denom = np.maximum(layer, self.threshold)[:, self._voxel_layer()]
             frac = (v + self._fill(v, rng)) / denom
             layer = layer + self._fill(layer, rng)
-        return np.concatenate([np.log(layer / unit + self.eps), self._logit(frac)], axis=1)
+        voxels = self._logit(frac) if self.fractions == "logit" else np.log(frac + self.eps)
+        return np.concatenate([np.log(layer / unit + self.eps), voxels], axis=1)
 
     # ------------------------------------------------------------------ numpy
     def forward(
@@ -339,7 +376,11 @@ class ShowerTransform:
         if self.kind != "layers":
             raise TwinforgeError(f"transform kind {self.kind!r} has no layer split (use 'layers')")
         layer, frac = self._split_layers_torch(features, energy)
-        return layer, self._layer_sum(frac) / (1 - 2 * self.eps)
+        return layer, self._layer_sum(frac) / self._fraction_unit()
+
+    def _fraction_unit(self) -> float:
+        """What the fractions of :meth:`_split_layers_torch` sum to where a model is exact."""
+        return 1 - 2 * self.eps if self.fractions == "logit" else 1.0
 
     def _layer_size(self) -> int | None:
         """Voxels per layer where every layer with voxels has as many (a reshape then splits
@@ -369,40 +410,78 @@ class ShowerTransform:
             return (shaped * per_layer[:, :, None]).reshape(-1, self.n_voxels)
         return voxels * (per_layer @ self._member_torch(voxels).T)
 
+    def _softmax_layers(self, y: torch.Tensor) -> torch.Tensor:
+        """Log-fractions ``(N, V)`` -> fractions that sum to one in each layer: one ONNX
+        ``Softmax`` where every layer has as many voxels."""
+        size = self._layer_size()
+        if size is not None:
+            shaped = y.reshape(-1, self.n_layer_features, size)
+            return torch.softmax(shaped, dim=2).reshape(-1, self.n_voxels)
+        # layers of different sizes: padded with -inf into (N, n_layers, largest layer), whose
+        # softmax gives the padding nothing, and gathered back
+        ranges = self._active_layers()
+        width = max(b - a for a, b in ranges)
+        into = np.full((len(ranges), width), self.n_voxels)  # the padding column
+        back = np.empty(self.n_voxels, dtype=np.int64)
+        for i, (a, b) in enumerate(ranges):
+            into[i, : b - a] = np.arange(a, b)
+            back[a:b] = i * width + np.arange(b - a)
+        pad = torch.full_like(y[:, :1], float("-inf"))
+        padded = torch.cat([y, pad], dim=1)[:, torch.from_numpy(into).to(y.device)]
+        flat = torch.softmax(padded, dim=2).flatten(1)
+        return flat[:, torch.from_numpy(back).to(y.device)]
+
     def _split_layers_torch(
         self, features: torch.Tensor, energy: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised ``layers`` features -> layer energies ``(N, n_layers)`` MeV and voxel
-        fractions ``(N, V)`` times ``1 - 2 eps`` (a constant the renormalisation cancels).
+        fractions ``(N, V)`` times :meth:`_fraction_unit` (a constant the renormalisation
+        cancels).
 
-        The voxel fractions are clipped to their training range after the sigmoid and made
-        non-negative by the same clip (a lower bound of at least ``eps``).
+        Logit fractions are clipped to their training range after the sigmoid and made
+        non-negative by the same clip (a lower bound of at least ``eps``); softmax fractions
+        are a softmax over each layer.
         """
         n_layers = self.n_layer_features
         y = self._unstandardise_torch(features, clip=False)
         y_layer, y_voxel = y[:, :n_layers], y[:, n_layers:]
+        lo = hi = None
         if self.lo is not None and self.hi is not None:
-            lo = self._unstandardise_np(self.lo)
-            hi = self._unstandardise_np(self.hi)
+            lo, hi = self._unstandardise_np(self.lo), self._unstandardise_np(self.hi)
             y_layer = torch.minimum(
                 torch.maximum(y_layer, self._tensor(lo[:n_layers], y)),
                 self._tensor(hi[:n_layers], y),
             )
-            s_lo = np.maximum(_sigmoid(lo[n_layers:]), self.eps).astype(np.float32)
-            s_hi = np.maximum(_sigmoid(hi[n_layers:]), self.eps).astype(np.float32)
-        else:
-            s_lo = np.full(self.n_voxels, self.eps, dtype=np.float32)
-            s_hi = np.full(self.n_voxels, 1.0, dtype=np.float32)
         layer = torch.clamp(torch.exp(y_layer) - self.eps, min=0.0)
         layer = layer * (self.scale * energy[:, None])  # MeV per active layer
-        s = torch.sigmoid(y_voxel)
-        frac = torch.minimum(torch.maximum(s, self._tensor(s_lo, y)), self._tensor(s_hi, y))
-        frac = frac - self.eps  # >= 0: the lower bound is at least eps
+        if self.fractions == "softmax":
+            frac = self._softmax_layers(y_voxel)
+        else:
+            frac = self._sigmoid_fractions(y_voxel, lo, hi)
         if self.dequantize:  # below the threshold: noise (and noise layers hold no energy)
             layer = self._threshold_torch(layer)
-            noise = self._times_layer(frac, layer) < self.threshold * (1 - 2 * self.eps)
+            noise = self._times_layer(frac, layer) < self.threshold * self._fraction_unit()
             frac = torch.where(noise, torch.zeros_like(frac), frac)
         return layer, frac
+
+    def _sigmoid_fractions(
+        self,
+        y_voxel: torch.Tensor,
+        lo: NDArray[np.float64] | None,
+        hi: NDArray[np.float64] | None,
+    ) -> torch.Tensor:
+        """Logit fractions ``(N, V)`` -> their sigmoid clipped to the training range (``lo``,
+        ``hi``: unstandardised, ``(n_features,)``; None: none), at least ``eps``, minus ``eps``."""
+        n_layers = self.n_layer_features
+        if lo is None or hi is None:
+            s_lo = np.full(self.n_voxels, self.eps, dtype=np.float32)
+            s_hi = np.full(self.n_voxels, 1.0, dtype=np.float32)
+        else:
+            s_lo = np.maximum(_sigmoid(lo[n_layers:]), self.eps).astype(np.float32)
+            s_hi = np.maximum(_sigmoid(hi[n_layers:]), self.eps).astype(np.float32)
+        s = torch.sigmoid(y_voxel)
+        frac = torch.minimum(torch.maximum(s, self._tensor(s_lo, s)), self._tensor(s_hi, s))
+        return frac - self.eps  # >= 0: the lower bound is at least eps
 
     def _unstandardise_np(self, standardised: NDArray[np.floating]) -> NDArray[np.float64]:
         assert self.mean is not None and self.std is not None
@@ -411,6 +490,8 @@ class ShowerTransform:
     def _inverse_layers_torch(self, features: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
         """Standardised ``layers`` features -> showers (MeV) before the threshold."""
         layer, frac = self._split_layers_torch(features, energy)
+        if self.fractions == "softmax" and not self.dequantize:  # they sum to one already
+            return self._times_layer(frac, layer)
         per_fraction = layer / torch.clamp(self._layer_sum(frac), min=1e-30)
         return self._times_layer(frac, per_fraction)
 
@@ -422,6 +503,7 @@ class ShowerTransform:
             "threshold": self.threshold, "dequantize": self.dequantize,
             "noise_edge": self.noise_edge, "pdgs": list(self.pdgs),
             "energy_ref": self.energy_ref, "layer_offsets": self.layer_offsets,
+            "fractions": self.fractions,
         }  # fmt: skip
 
     def save(self, directory: str | Path) -> None:

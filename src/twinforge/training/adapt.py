@@ -86,6 +86,8 @@ def feature_maps(
     src, tgt = Readout.from_xml(source_xml), Readout.from_xml(target_xml)
     if source.kind != target.kind:
         raise ConfigError(f"transform kind {source.kind!r} there, {target.kind!r} here")
+    if source.fractions != target.fractions:
+        raise ConfigError(f"voxel fractions {source.fractions!r} there, {target.fractions!r} here")
     if not (src.is_regular and tgt.is_regular):
         raise ConfigError("only regular readouts (every layer binned alike) can be mapped")
     a, b = src.layers[0], tgt.layers[0]

@@ -91,6 +91,13 @@ class TransformSpec(StrictModel):
         description="with dequantize: the noise is uniform in [0, noise_edge * threshold) MeV",
     )
 
+    fractions: Literal["logit", "softmax"] = Field(
+        "logit",
+        description="kind 'layers': the voxel fractions as logit, or as log(f + eps) inverted "
+        "by a softmax over each layer (half the passes over the output: fast models); softmax "
+        "needs a readout threshold above eps times the largest layer energy",
+    )
+
     @model_validator(mode="after")
     def _edge_needs_noise(self) -> TransformSpec:
         if self.noise_edge != 1.0 and not self.dequantize:
@@ -180,11 +187,15 @@ def run_training(
     files = [Path(f) for f in config.data.files]
     binning, n_voxels, pdgs, scale = _inspect(files)
     threshold = _threshold(files[0])
-    if config.transform.dequantize and not threshold > 0:
-        raise ConfigError(
-            f"transform.dequantize: {files[0]} records no readout threshold (provenance "
-            "detector_config.readout.threshold), and the noise must lie below it"
-        )
+    for option, why, needed in [
+        ("dequantize", "the noise must lie below it", config.transform.dequantize),
+        ("fractions", "softmax fractions need it", config.transform.fractions == "softmax"),
+    ]:
+        if needed and not threshold > 0:
+            raise ConfigError(
+                f"transform.{option}: {files[0]} records no readout threshold (provenance "
+                f"detector_config.readout.threshold), and {why}"
+            )
     klass = model_class(config.model.family)
     options = klass.validate_options(config.model.config)
     kind = _transform_kind(config, klass.required_transform(options))
@@ -197,6 +208,7 @@ def run_training(
             threshold=threshold,
             dequantize=config.transform.dequantize,
             noise_edge=config.transform.noise_edge,
+            fractions=config.transform.fractions,
             pdgs=pdgs,
             layer_offsets=_layer_offsets(binning) if kind == "layers" else None,
         )
