@@ -123,15 +123,14 @@ def test_resumed_training_sees_the_batches_an_uninterrupted_run_sees(
     tmp_path: Path, showers_file: Path, stops: tuple[int, ...]
 ) -> None:
     """Stopped at an epoch's end (its checkpoint), or by SIGTERM at each step of ``stops``
-    (the checkpoint SaveOnStop writes, resumed each time), the run trains on the uninterrupted
+    (the checkpoint SaveLast writes, resumed each time), the run trains on the uninterrupted
     run's batches, in its order: the checkpoint holds the stream's pass count and position."""
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from twinforge.models import ShowerTransform
     from twinforge.models.base import model_class
-    from twinforge.training.module import SaveOnStop, StreamPosition, SurrogateModule
+    from twinforge.training.module import StreamPosition, SurrogateModule, checkpointing
 
     t = fit_transform(ShowerTransform(96, scale=0.015), [showers_file], val_fraction=0.2)
 
@@ -155,9 +154,7 @@ def test_resumed_training_sees_the_batches_an_uninterrupted_run_sees(
         vae = model_class("vae")({"latent_dim": 2, "hidden": [8]}, t.n_features, t.n_conditions)
         module = SurrogateModule(vae, lr=1e-3, weight_decay=0.0, max_steps=1000)
         record = Batches(stop_at)
-        last = tmp_path / ckpt / "last.ckpt"
-        callbacks = [record, ModelCheckpoint(dirpath=tmp_path / ckpt, save_last=True),
-                     StreamPosition(stream), SaveOnStop(last)]  # fmt: skip
+        callbacks = [record, StreamPosition(stream), *checkpointing(tmp_path / ckpt)]
         trainer = L.Trainer(max_epochs=epochs, callbacks=callbacks, logger=False,
                             enable_progress_bar=False, enable_model_summary=False,
                             num_sanity_val_steps=0)  # fmt: skip
@@ -183,11 +180,20 @@ def test_resumed_training_sees_the_batches_an_uninterrupted_run_sees(
         for step, first in seen.items():
             np.testing.assert_array_equal(first, whole[step])
         stopped, resume = stop_at, tmp_path / "part" / "last.ckpt"
-    resumed, trainer = fit(3, "resumed", resume=tmp_path / "part" / "last.ckpt")
+    resumed, trainer = fit(3, "part", resume=tmp_path / "part" / "last.ckpt")
     assert trainer.global_step == 3 * per_epoch
     assert sorted(resumed) == list(range(stopped, 3 * per_epoch))
     for step, first in resumed.items():
         np.testing.assert_array_equal(first, whole[step])
+    # every validation, improved or not, overwrites the one last.ckpt (no last-v1.ckpt beside
+    # a stop's), with the best score that validation left
+    assert sorted(p.name for p in (tmp_path / "part").glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+    last, best = (torch.load(tmp_path / "part" / f"{name}.ckpt", weights_only=True)
+                  for name in ("last", "best"))  # fmt: skip
+    assert last["global_step"] == 3 * per_epoch
+    (state,) = (v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    (at_best,) = (v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    assert state["best_model_score"] == at_best["current_score"]
 
 
 def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) -> None:
@@ -207,9 +213,10 @@ def test_train_writes_registers_and_samples(tmp_path: Path, showers_file: Path) 
     assert cost["wall_s"] > 0
     assert cost["cpu_s"] > 0
     assert cost["gpu_hours"] == 0
-    assert cost["core_hours"] >= cost["wall_s"] / 3600
     assert cost["hardware"][0]["accelerator"] == "cpu"
-    assert cost["hardware"][0]["threads"] >= 1
+    threads = cost["hardware"][0]["threads"]
+    assert threads >= 1
+    assert cost["core_hours"] == pytest.approx(cost["wall_s"] * threads / 3600, abs=1e-5)
     assert prov["best_val_loss"] is not None
     assert prov["split"]["val_fraction"] == 0.1
     showers = surrogate.sample(np.geomspace(1e3, 6.4e4, 20), seed=1)

@@ -29,12 +29,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.trainer.states import RunningStage, TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from twinforge.models.base import GenerativeModel
 
-__all__ = ["SaveOnStop", "StreamPosition", "SurrogateModule"]
+__all__ = ["SaveLast", "StreamPosition", "SurrogateModule", "checkpointing"]
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +158,11 @@ class SurrogateModule(L.LightningModule):
 class StreamPosition(L.Callback):
     """Keeps a training stream's position in every checkpoint and gives it back on resume,
     before the stream is iterated: its pass count (:class:`~twinforge.training.data.
-    ShowerStream`'s ``epoch``, which seeds its shuffle and noise) and, for a checkpoint written
-    mid-epoch (:class:`SaveOnStop`), the batches of that pass already trained on. A resumed run
-    then sees the batches the uninterrupted run sees, in the same order. (Lightning's own
-    loader state would count the batch its fetcher prefetched.)"""
+    ShowerStream`'s ``epoch``, which seeds its shuffle and noise) and, for a checkpoint that a
+    resume enters inside its epoch (one written at a stop, or after the epoch's validation),
+    the batches of that pass already trained on, which the stream then skips. A resumed run
+    sees the batches the uninterrupted run sees, in the same order. (Lightning's own loader
+    state would count the batch its fetcher prefetched.)"""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
@@ -171,9 +173,13 @@ class StreamPosition(L.Callback):
 
     def state_dict(self) -> dict[str, int]:
         batches = 0
-        if self._trainer is not None:
-            progress = self._trainer.fit_loop.epoch_loop.batch_progress
-            if not progress.is_last_batch:  # mid-epoch: what this pass has trained on
+        trainer = self._trainer
+        if trainer is not None:
+            progress = trainer.fit_loop.epoch_loop.batch_progress
+            # mid-epoch (a stop), or the epoch's validation (the epoch checkpoints): a resume
+            # enters this epoch again and iterates the stream, which must then skip what the
+            # pass trained on, all of it after a validation
+            if not progress.is_last_batch or trainer.state.stage == RunningStage.VALIDATING:
                 batches = int(progress.current.completed)
         return {"epoch": int(self.stream.epoch), "batches": batches}
 
@@ -184,15 +190,32 @@ class StreamPosition(L.Callback):
         self.stream.skip = batches
 
 
-class SaveOnStop(L.Callback):
-    """On SIGTERM (``timeout``, a batch system's end of wall time) or Ctrl-C, writes the
-    resumable checkpoint ``path`` at the step the run stopped at, atomically: a training run
-    in parts loses nothing but the step in progress (Lightning ends the step first). A SIGTERM
-    during validation stops the run after it, when the epoch's checkpoint is written."""
+def checkpointing(ckpt_dir: Path) -> tuple[ModelCheckpoint, SaveLast]:
+    """The checkpoints of a training run in ``ckpt_dir``: a ``ModelCheckpoint`` for
+    ``best.ckpt`` (lowest ``val/loss``) and, after it, the :class:`SaveLast` that writes
+    ``last.ckpt``, the one a resume starts from. (Lightning's own ``save_last`` writes it only
+    when the epoch was the best so far, and with its version counter wrote ``last-v1.ckpt``
+    beside a ``last.ckpt`` written at a stop: a resume after a SIGKILL lost epochs either way.)
+    """
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val/loss", save_last=False,
+        save_on_train_epoch_end=False, enable_version_counter=False,
+    )  # fmt: skip
+    return checkpoint, SaveLast(Path(ckpt_dir) / "last.ckpt")
+
+
+class SaveLast(Checkpoint):
+    """Writes the resumable checkpoint ``path``, atomically, after every validation of a fit
+    and at a stop: SIGTERM (``timeout``, a batch system's end of wall time) or Ctrl-C, at the
+    step the run stopped at, so a training run in parts loses nothing but the step in progress
+    (Lightning ends the step first). A SIGTERM during validation stops the run after it. Place
+    it after the ``ModelCheckpoint`` (Lightning runs checkpoint callbacks last, in their
+    order): the state it saves then holds this validation's best score."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._deferred = False
+        self._saved_step = -1
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         if trainer.received_sigterm and trainer.state.fn == TrainerFn.FITTING:
@@ -200,6 +223,8 @@ class SaveOnStop(L.Callback):
             self._deferred = True
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._save(trainer)
         if self._deferred:  # stops at the end of the epoch, or after the next step
             trainer._signal_connector.received_sigterm = True
             self._deferred = False
@@ -210,9 +235,14 @@ class SaveOnStop(L.Callback):
         if not isinstance(exception, SIGTERMException | KeyboardInterrupt):
             return
         if trainer.state.stage != RunningStage.TRAINING or trainer.global_step == 0:
-            return  # stopped inside a validation (Ctrl-C): the epoch's checkpoint stays
+            return  # stopped inside a validation (Ctrl-C): the last validation's checkpoint
+        if trainer.global_step != self._saved_step:  # not saved after this step's validation
+            self._save(trainer)
+            log.info("stopped at step %d: checkpoint %s", trainer.global_step, self.path)
+
+    def _save(self, trainer: L.Trainer) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp)  # every process (DDP), the first one writes
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
-            log.info("stopped at step %d: checkpoint %s", trainer.global_step, self.path)
+        self._saved_step = trainer.global_step

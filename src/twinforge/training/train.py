@@ -163,7 +163,7 @@ def run_training(
     torch sees one); under DDP only the first process writes and registers the model.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping
     from lightning.pytorch.loggers import CSVLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -171,7 +171,7 @@ def run_training(
         logging.getLogger(name).setLevel(logging.WARNING)
 
     from twinforge.training.cost import CostCallback, CostMeter, read_parts, total_cost
-    from twinforge.training.module import SaveOnStop, StreamPosition, SurrogateModule
+    from twinforge.training.module import StreamPosition, SurrogateModule, checkpointing
 
     out = config.output_path()
     if out.exists() and not overwrite:
@@ -236,11 +236,7 @@ def run_training(
         max_steps=config.optim.max_steps, gradient_clip=config.optim.gradient_clip,
     )  # fmt: skip
     ckpt_dir = out.with_name(out.name + ".checkpoints") / config.digest()
-    # both act after validation, so every checkpoint holds a complete epoch with its val/loss
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="val/loss", save_last=True,
-        save_on_train_epoch_end=False,
-    )  # fmt: skip
+    checkpoint, save_last = checkpointing(ckpt_dir)  # both, and early stopping, after validation
     plan = (distributed or DistributedSpec()).resolve(batch_size=config.optim.batch_size)
     log.info("training with %s", plan.describe())
     loggers: list[Any] = [CSVLogger(ckpt_dir, name="", version="log")]  # metrics.csv
@@ -262,7 +258,7 @@ def run_training(
             CostCallback(cost),
             StreamPosition(stream["train"]),  # a resumed run sees the uninterrupted one's batches
             checkpoint,
-            SaveOnStop(ckpt_dir / "last.ckpt"),  # SIGTERM, Ctrl-C: resumable at that step
+            save_last,  # after it: every validation, and at SIGTERM or Ctrl-C (at that step)
             EarlyStopping(
                 "val/loss",
                 patience=config.optim.patience,
