@@ -3,7 +3,7 @@
 # resumable. Run in a work directory on an otherwise idle machine:
 #   bash /path/to/benchmarks/fastest/run.sh
 # Geant4: the 10k test set (~15 min on 2 cores) and 3000 training showers (~5 min). Then for
-# each of MODELS (default "vae-par04-3k vae-par04-3k-softmax", the configs beside this script):
+# each of MODELS (default: the three configs beside this script, vae-par04-3k first):
 # training (under 2 minutes), the benchmark (~2 minutes; it must run alone: it is a timing),
 # samples at the test set's conditions, and the converged low-level classifier on 10k vs 10k
 # showers, SEEDS seeds (default 3, ~50 minutes on 2 cores). Each step is skipped when its output
@@ -26,7 +26,7 @@ if [ ! -f "$TRAIN" ]; then
   "$TF" -q campaign merge "$ROOT/benchmarks/model_ops/siw-train.yaml" "${CAT[@]}"
 fi
 # each model: train, bench (idle machine), sample the test conditions, classifier (SEEDS seeds)
-for NAME in ${MODELS:-vae-par04-3k vae-par04-3k-softmax}; do
+for NAME in ${MODELS:-vae-par04-3k vae-par04-3k-softmax vae-64-3k-softmax}; do
   MODEL=models/siw-electrons-$NAME
   [ -d "$MODEL" ] || OMP_NUM_THREADS=1 "$TF" -q train "$HERE/$NAME.yaml" "${CAT[@]}" --no-tracking
   [ -f "bench-$NAME.json" ] || "$TF" -q bench "$MODEL" --batch-sizes 1,100,1000,10000 \
