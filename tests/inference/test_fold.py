@@ -157,3 +157,33 @@ def test_a_fast_model_exports_without_passes_it_does_not_need(
     out = run_onnx(onnx_session(path), noise, test.energy, test.pdg, test.theta, test.phi)
     assert np.count_nonzero(reference) > 100
     assert_parity(out, reference)
+
+
+def test_softmax_fractions_of_layers_of_different_sizes_export(
+    tmp_path: Path, calochallenge_dir: Path
+) -> None:
+    """CaloChallenge dataset-1 photons (layers of 8 to 160 voxels, some without any): the
+    softmax over each layer is padded and gathered in the graph; ONNX Runtime gives
+    PyTorch's showers."""
+    from twinforge.detector.readout import Readout
+
+    readout = Readout.from_xml(calochallenge_dir / "binning_dataset_1_photons.xml")
+    rng = np.random.default_rng(0)
+    energy = np.exp(rng.uniform(np.log(1e3), np.log(6.4e4), 200))
+    showers = rng.exponential(1.0, (200, 368)) * (rng.random((200, 368)) < 0.4)
+    showers *= (energy / showers.sum(axis=1))[:, None] * 0.9
+    transform = ShowerTransform(
+        368, kind="layers", eps=1e-9, threshold=1e-3, pdgs=[11, 22], fractions="softmax",
+        layer_offsets=[int(o) for o in readout.offsets],
+    ).fit(showers, energy)  # fmt: skip
+    torch.manual_seed(0)
+    model = model_class("vae")({"hidden": [32, 16]}, transform.n_features, transform.n_conditions)
+    surrogate = Surrogate(model.eval(), transform, readout.to_xml())
+    path = export_onnx(surrogate, tmp_path / "vae.onnx")
+    assert [n.op_type for n in onnx.load(str(path)).graph.node].count("Softmax") == 1
+    test = random_conditions(50, 3)
+    reference = surrogate.sample(test.energy, test.pdg, test.theta, test.phi, seed=3)
+    noise = model.noise(50, torch.Generator().manual_seed(3)).numpy()
+    out = run_onnx(onnx_session(path), noise, test.energy, test.pdg, test.theta, test.phi)
+    assert np.count_nonzero(reference) > 1000
+    assert_parity(out, reference)
